@@ -1,0 +1,59 @@
+"""The ``cryorient`` command line: one module per subcommand.
+
+Each subcommand module has a docstring (its ``--help`` text), ``add_args(parser)`` and
+``main(args) -> int``; it only reads files, calls the engine and writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ._common import run_command
+
+__all__ = ["main"]
+
+#: subcommand name -> module (explicit registry)
+COMMANDS = {
+    "simulate": "simulate",
+    "project": "project",
+    "reconstruct": "reconstruct",
+    "fsc": "fsc",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cryorient`` argument parser with every subcommand."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cryorient",
+        description="Simulate, reconstruct and evaluate cryo-EM particle data sets "
+        "(napari-cryorient).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        doc = (module.__doc__ or "").strip()
+        summary, _, details = doc.partition("\n")
+        p = sub.add_parser(
+            name, help=summary, description=summary, epilog=details.strip() or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_args(p)
+        p.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``cryorient`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_command(args._main, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

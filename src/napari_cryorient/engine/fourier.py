@@ -1,0 +1,116 @@
+"""Fourier-space helpers on images and volumes: shifts, cropping/padding, frequency grids.
+
+Images are `(..., h, w)` arrays indexed ``[y, x]``; volumes `(d, d, d)` indexed ``[z, y, x]``.
+The centre of a box of size ``n`` is the pixel ``n // 2`` along each axis (RELION's and
+torch-fourier-slice's convention).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "fftfreq_grid_2d",
+    "fourier_resize_images",
+    "fourier_resize_volume",
+    "phase_shift_rfft_2d",
+    "shift_images",
+]
+
+
+def fftfreq_grid_2d(
+    size: int, rfft: bool = True, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frequencies (cycles/pixel) ``(fy, fx)`` of an unshifted 2D (r)fft of a square image.
+
+    Returns two `(size, size // 2 + 1)` tensors (or `(size, size)` with ``rfft=False``).
+    """
+    fy = torch.fft.fftfreq(size, device=device)
+    fx = torch.fft.rfftfreq(size, device=device) if rfft else torch.fft.fftfreq(size, device=device)
+    return torch.meshgrid(fy, fx, indexing="ij")
+
+
+def phase_shift_rfft_2d(
+    image_rfft: torch.Tensor, shifts_px: torch.Tensor, size: int
+) -> torch.Tensor:
+    """Translate images, given as unshifted rffts, by ``shifts_px``.
+
+    Parameters
+    ----------
+    image_rfft
+        `(..., size, size // 2 + 1)` rfft of images whose real-space origin is at
+        index 0 (or any fixed origin: a translation is origin-free).
+    shifts_px
+        `(..., 2)` translations ``(dx, dy)`` in pixels; content moves by ``+shift``.
+    size
+        Real-space side length.
+    """
+    fy, fx = fftfreq_grid_2d(size, rfft=True, device=image_rfft.device)
+    sx = shifts_px[..., 0, None, None].to(fx.dtype)
+    sy = shifts_px[..., 1, None, None].to(fx.dtype)
+    phase = torch.exp(-2j * torch.pi * (fx * sx + fy * sy))
+    return image_rfft * phase
+
+
+def shift_images(images: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
+    """Sub-pixel (Fourier) translation of `(..., n, n)` images by `(..., 2)` ``(dx, dy)`` pixels.
+
+    The translation is circular; content moves by ``+shift``.
+    """
+    n = images.shape[-1]
+    f = torch.fft.rfft2(images)
+    return torch.fft.irfft2(phase_shift_rfft_2d(f, shifts_px, n), s=images.shape[-2:])
+
+
+def _crop_or_pad_centered_fft(ft: torch.Tensor, new: int, dims: tuple[int, ...]) -> torch.Tensor:
+    """Crop or zero-pad the fftshifted full spectrum ``ft`` along ``dims`` to ``new``."""
+    for d in dims:
+        old = ft.shape[d]
+        if new < old:
+            start = old // 2 - new // 2
+            ft = ft.narrow(d, start, new)
+        elif new > old:
+            pad_shape = list(ft.shape)
+            pad_shape[d] = new
+            out = ft.new_zeros(pad_shape)
+            start = new // 2 - old // 2
+            out.narrow(d, start, old).copy_(ft)
+            ft = out
+    return ft
+
+
+def fourier_resize_volume(volume: torch.Tensor, new_size: int) -> torch.Tensor:
+    """Fourier-crop (bin) or zero-pad (upsample) a cubic `(d, d, d)` volume to `new_size`.
+
+    The field of view is kept: the pixel size becomes ``old_px * d / new_size``. Values are
+    scaled so that voxel intensities (not sums) are preserved.
+    """
+    d = volume.shape[-1]
+    if volume.ndim != 3 or len(set(volume.shape)) != 1:
+        raise ValueError(f"volume must be cubic (d, d, d), got {tuple(volume.shape)}")
+    if new_size < 2:
+        raise ValueError("new_size must be >= 2")
+    if new_size == d:
+        return volume.clone()
+    dims = (-3, -2, -1)
+    ft = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(volume, dim=dims), dim=dims), dim=dims)
+    ft = _crop_or_pad_centered_fft(ft, new_size, dims)
+    out = torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(ft, dim=dims), dim=dims), dim=dims)
+    return out.real * (new_size / d) ** 3
+
+
+def fourier_resize_images(images: torch.Tensor, new_size: int) -> torch.Tensor:
+    """Fourier-crop or zero-pad square `(..., n, n)` images to `(..., new_size, new_size)`.
+
+    The field of view is kept (pixel size ``old_px * n / new_size``); intensities are kept.
+    """
+    n = images.shape[-1]
+    if images.shape[-2] != n:
+        raise ValueError(f"images must be square, got {tuple(images.shape[-2:])}")
+    if new_size == n:
+        return images.clone()
+    dims = (-2, -1)
+    ft = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(images, dim=dims), dim=dims), dim=dims)
+    ft = _crop_or_pad_centered_fft(ft, new_size, dims)
+    out = torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(ft, dim=dims), dim=dims), dim=dims)
+    return out.real * (new_size / n) ** 2

@@ -1,0 +1,394 @@
+"""RELION particle STAR files (starfile) and the images they point to.
+
+Reading accepts RELION 3.1+ files (``data_optics`` + ``data_particles``, origins in Å
+``rlnOriginXAngst``/``YAngst``, pixel size ``rlnImagePixelSize``) and RELION 3.0 files
+(one block, origins in pixels ``rlnOriginX``/``Y``, pixel size from
+``rlnDetectorPixelSize · 1e4 / rlnMagnification``). Writing produces RELION 3.1+ files.
+
+Poses are converted with :mod:`napari_cryorient.engine.so3`: RELION's
+``(rlnAngleRot, rlnAngleTilt, rlnAnglePsi)`` matrix *is* the package's pose matrix, and
+``rlnOriginX/YAngst`` are the origins used by the simulator and reconstructor.
+``rlnImageName`` is ``index@stack`` with a 1-based index and a path relative to the STAR
+file's folder (absolute paths are kept).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import starfile
+
+from ..engine import so3
+from ..engine.ctf import CTFParams
+from .atomic import atomic_path
+from .errors import InputError
+from .mrc import check_finite, read_stack
+
+__all__ = ["ParticleStack", "ParticleTable", "read_particles", "write_particles"]
+
+ANGLE_COLUMNS = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
+_CTF_DEFAULTS = {
+    "rlnDefocusAngle": 0.0,
+    "rlnCtfBfactor": 0.0,
+    "rlnPhaseShift": 0.0,
+}
+
+
+@dataclass
+class ParticleTable:
+    """A particle STAR file as read.
+
+    Attributes
+    ----------
+    particles
+        The particle block, all original columns, optics columns merged in (so each row
+        has ``rlnVoltage``, ``rlnImagePixelSize``...).
+    optics
+        The original optics block (RELION 3.1+), or None for RELION 3.0 files.
+    path
+        The STAR file.
+    pixel_size_a
+        `(n,)` pixel size of each particle in Å (NaN when the file does not say).
+    """
+
+    particles: pd.DataFrame
+    optics: pd.DataFrame | None
+    path: Path
+    pixel_size_a: np.ndarray
+    _merged_optics_columns: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.particles)
+
+    @property
+    def has_angles(self) -> bool:
+        """Whether all three RELION angle columns are present."""
+        return all(c in self.particles for c in ANGLE_COLUMNS)
+
+    @property
+    def pixel_size(self) -> float:
+        """The common pixel size in Å; :class:`InputError` if missing or not unique."""
+        ps = self.pixel_size_a
+        if np.all(np.isnan(ps)):
+            raise InputError("no pixel size (rlnImagePixelSize, or rlnDetectorPixelSize and "
+                             "rlnMagnification); give it explicitly", self.path)
+        values = np.unique(np.round(ps[~np.isnan(ps)], 6))
+        if len(values) > 1:
+            raise InputError(f"particles have different pixel sizes ({', '.join(map(str, values))} Å); "
+                             "process one optics group at a time", self.path)
+        return float(values[0])
+
+    def rotations(self) -> np.ndarray:
+        """`(n, 3, 3)` poses from the RELION angles (package convention)."""
+        missing = [c for c in ANGLE_COLUMNS if c not in self.particles]
+        if missing:
+            raise InputError(f"no particle orientations: missing column(s) {', '.join(missing)}",
+                             self.path)
+        euler = self.particles[list(ANGLE_COLUMNS)].to_numpy(dtype=np.float64)
+        if not np.isfinite(euler).all():
+            raise InputError("angle columns contain non-numeric or infinite values", self.path)
+        return so3.euler_relion_to_matrix(euler)
+
+    def shifts_a(self) -> np.ndarray:
+        """`(n, 2)` RELION origins ``(x, y)`` in Å (zeros when absent)."""
+        p = self.particles
+        if "rlnOriginXAngst" in p and "rlnOriginYAngst" in p:
+            return p[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy(dtype=np.float64)
+        if "rlnOriginX" in p and "rlnOriginY" in p:  # RELION 3.0: pixels
+            return p[["rlnOriginX", "rlnOriginY"]].to_numpy(dtype=np.float64) * self.pixel_size_a[:, None]
+        return np.zeros((len(p), 2))
+
+    def ctf(self) -> CTFParams | None:
+        """CTF parameters when the defocus and microscope columns are present, else None."""
+        p = self.particles
+        needed = ("rlnDefocusU", "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast")
+        if not all(c in p for c in needed):
+            return None
+
+        def col(name: str, default: float | None = None) -> np.ndarray:
+            if name in p:
+                return p[name].to_numpy(dtype=np.float64)
+            return np.full(len(p), default, dtype=np.float64)
+
+        return CTFParams(
+            defocus_u_a=col("rlnDefocusU"),
+            defocus_v_a=col("rlnDefocusV") if "rlnDefocusV" in p else col("rlnDefocusU"),
+            defocus_angle_deg=col("rlnDefocusAngle", 0.0),
+            voltage_kv=col("rlnVoltage"),
+            cs_mm=col("rlnSphericalAberration"),
+            amplitude_contrast=col("rlnAmplitudeContrast"),
+            b_factor=col("rlnCtfBfactor", 0.0),
+            phase_shift_deg=col("rlnPhaseShift", 0.0),
+        )
+
+    def image_locations(self) -> tuple[np.ndarray, list[Path]]:
+        """0-based indices and absolute stack paths of each particle's image."""
+        if "rlnImageName" not in self.particles:
+            raise InputError("no rlnImageName column: the STAR file does not point to images",
+                             self.path)
+        indices = np.empty(len(self), dtype=np.int64)
+        paths: list[Path] = []
+        base = self.path.parent
+        for i, name in enumerate(self.particles["rlnImageName"].astype(str)):
+            if "@" in name:
+                idx, stack = name.split("@", 1)
+                try:
+                    indices[i] = int(idx) - 1
+                except ValueError as err:
+                    raise InputError(f"row {i + 1}: bad image name {name!r}", self.path) from err
+            else:
+                indices[i], stack = 0, name
+            p = Path(stack)
+            paths.append(p if p.is_absolute() else base / p)
+        if np.any(indices < 0):
+            raise InputError("image indices in rlnImageName must start at 1", self.path)
+        return indices, paths
+
+    def images(self, check_values: bool = True) -> ParticleStack:
+        """The particle images, lazily read (memory-mapped) in STAR order."""
+        indices, paths = self.image_locations()
+        return ParticleStack(indices, paths, star_path=self.path, check_values=check_values)
+
+
+class ParticleStack:
+    """Particle images addressed by ``(index, stack file)`` pairs, read lazily.
+
+    Sliceable along the particle axis (``stack[a:b]`` returns a float32 array); each
+    stack file is memory-mapped once. Missing files, out-of-range indices and
+    inconsistent image sizes raise :class:`InputError` when the stack is built.
+    """
+
+    def __init__(
+        self,
+        indices: np.ndarray,
+        paths: list[Path],
+        star_path: Path | None = None,
+        check_values: bool = True,
+    ) -> None:
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self._file_of = np.empty(len(paths), dtype=np.int64)
+        self._stacks: list[np.ndarray] = []
+        self.files: list[Path] = []
+        lookup: dict[Path, int] = {}
+        for i, p in enumerate(paths):
+            if p not in lookup:
+                if not p.exists():
+                    raise InputError(
+                        f"image file {p} (particle {i + 1}) does not exist", star_path or p
+                    )
+                stack = read_stack(p, check_values=False)
+                lookup[p] = len(self._stacks)
+                self._stacks.append(stack.data)
+                self.files.append(p)
+            self._file_of[i] = lookup[p]
+        sizes = {s.shape[-1] for s in self._stacks}
+        if len(sizes) > 1:
+            raise InputError(f"image stacks have different box sizes {sorted(sizes)}", star_path)
+        self.box = sizes.pop()
+        for f, stack in enumerate(self._stacks):
+            used = self.indices[self._file_of == f]
+            if used.max() >= len(stack):
+                raise InputError(
+                    f"image index {used.max() + 1} is out of range: {self.files[f]} holds "
+                    f"{len(stack)} images", star_path or self.files[f],
+                )
+            if check_values:
+                check_finite(stack, self.files[f])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """`(n, box, box)`."""
+        return (len(self), self.box, self.box)
+
+    def __getitem__(self, key: slice | int) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self[int(key) : int(key) + 1][0]
+        sel = np.arange(len(self))[key]
+        out = np.empty((len(sel), self.box, self.box), dtype=np.float32)
+        files = self._file_of[sel]
+        for f in np.unique(files):
+            rows = np.flatnonzero(files == f)
+            idx = self.indices[sel[rows]]
+            # contiguous runs read as one slice (the common case)
+            if len(idx) and np.all(np.diff(idx) == 1):
+                out[rows] = self._stacks[f][idx[0] : idx[-1] + 1]
+            else:
+                out[rows] = self._stacks[f][idx]
+        return out
+
+
+def _read_blocks(path: Path) -> dict[str, pd.DataFrame]:
+    if not path.exists():
+        raise InputError("file does not exist", path)
+    if path.is_dir():
+        raise InputError("is a directory, expected a STAR file", path)
+    if path.stat().st_size == 0:
+        raise InputError("file is empty", path)
+    try:
+        blocks = starfile.read(path, always_dict=True)
+    except UnicodeDecodeError as err:
+        raise InputError("not a STAR file (binary content)", path) from err
+    except Exception as err:  # starfile raises many kinds of errors on bad input
+        raise InputError(f"cannot be parsed as a STAR file ({err})", path) from err
+    blocks = {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame) and len(v.columns)}
+    if not blocks:
+        raise InputError("no data table found (is this a STAR file?)", path)
+    return blocks
+
+
+def read_particles(path: str | Path) -> ParticleTable:
+    """Read a RELION 3.0 or 3.1+ particle STAR file.
+
+    Raises
+    ------
+    InputError
+        Missing/empty/unparsable file, no particle table, particles referring to an
+        undefined optics group.
+    """
+    path = Path(path)
+    blocks = _read_blocks(path)
+    optics = blocks.get("optics")
+    if "particles" in blocks:
+        particles = blocks["particles"].copy()
+    else:
+        candidates = [v for k, v in blocks.items() if k != "optics"]
+        if not candidates:
+            raise InputError("no particle table (data_particles)", path)
+        particles = candidates[0].copy()
+    if len(particles) == 0:
+        raise InputError("the particle table has no rows", path)
+
+    merged: list[str] = []
+    if optics is not None and "rlnOpticsGroup" in optics:
+        if "rlnOpticsGroup" not in particles:
+            if len(optics) != 1:
+                raise InputError("particles have no rlnOpticsGroup but there are several "
+                                 "optics groups", path)
+            particles["rlnOpticsGroup"] = optics["rlnOpticsGroup"].iloc[0]
+        unknown = set(particles["rlnOpticsGroup"]) - set(optics["rlnOpticsGroup"])
+        if unknown:
+            raise InputError(f"particles refer to undefined optics group(s) {sorted(unknown)}", path)
+        extra = [c for c in optics.columns if c not in particles.columns]
+        merged = [c for c in extra if c != "rlnOpticsGroup"]
+        table = optics.set_index("rlnOpticsGroup")[merged]
+        particles = particles.join(table, on="rlnOpticsGroup")
+
+    n = len(particles)
+    if "rlnImagePixelSize" in particles:
+        pixel = particles["rlnImagePixelSize"].to_numpy(dtype=np.float64)
+    elif "rlnDetectorPixelSize" in particles and "rlnMagnification" in particles:
+        pixel = (particles["rlnDetectorPixelSize"].to_numpy(dtype=np.float64) * 1e4
+                 / particles["rlnMagnification"].to_numpy(dtype=np.float64))
+    else:
+        pixel = np.full(n, np.nan)
+    return ParticleTable(particles.reset_index(drop=True), optics, path, pixel, merged)
+
+
+def _relative_image_names(indices: np.ndarray, stack: Path, star_dir: Path) -> list[str]:
+    rel = os.path.relpath(stack.resolve(), star_dir.resolve())
+    return [f"{i + 1:06d}@{rel}" for i in indices]
+
+
+def write_particles(
+    path: str | Path,
+    rotations: np.ndarray,
+    pixel_size_a: float,
+    box: int,
+    stack: str | Path | None = None,
+    shifts_a: np.ndarray | None = None,
+    ctf: CTFParams | None = None,
+    template: ParticleTable | None = None,
+    extra_columns: dict[str, np.ndarray] | None = None,
+    voltage_kv: float = 300.0,
+    cs_mm: float = 2.7,
+    amplitude_contrast: float = 0.1,
+) -> Path:
+    """Write a RELION 3.1+ particle STAR file (optics + particles), atomically.
+
+    Parameters
+    ----------
+    path
+        Output STAR file.
+    rotations
+        `(n, 3, 3)` poses, written as ``rlnAngleRot/Tilt/Psi`` (degrees).
+    pixel_size_a, box
+        Pixel size (Å) and image size of the optics group.
+    stack
+        Image stack holding particle ``i`` at index ``i``; written as
+        ``rlnImageName = i+1@stack`` relative to the STAR file's folder. Ignored when a
+        ``template`` provides ``rlnImageName``.
+    shifts_a
+        `(n, 2)` origins in Å (``rlnOriginXAngst/YAngst``); zeros when None.
+    ctf
+        CTF parameters (defocus columns in the particles, microscope in the optics).
+    template
+        A table read with :func:`read_particles`: its columns and optics groups are kept,
+        only poses (and origins/CTF when given) are replaced.
+    extra_columns
+        More RELION columns for the particles block.
+    voltage_kv, cs_mm, amplitude_contrast
+        Optics values used when neither ``ctf`` nor ``template`` gives them.
+    """
+    path = Path(path)
+    rotations = np.asarray(rotations, dtype=np.float64)
+    n = len(rotations)
+    euler = so3.matrix_to_euler_relion(rotations)
+    shifts = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
+
+    if template is not None:
+        if len(template) != n:
+            raise ValueError(f"template has {len(template)} particles, got {n} poses")
+        particles = template.particles.drop(columns=template._merged_optics_columns).copy()
+        particles = particles.drop(columns=["rlnOriginX", "rlnOriginY"], errors="ignore")
+        optics = template.optics.copy() if template.optics is not None else None
+    else:
+        particles = pd.DataFrame(index=range(n))
+        optics = None
+    if optics is None:
+        optics = pd.DataFrame({
+            "rlnOpticsGroup": [1],
+            "rlnOpticsGroupName": ["opticsGroup1"],
+            "rlnAmplitudeContrast": [float(ctf.amplitude_contrast[0]) if ctf else amplitude_contrast],
+            "rlnSphericalAberration": [float(ctf.cs_mm[0]) if ctf else cs_mm],
+            "rlnVoltage": [float(ctf.voltage_kv[0]) if ctf else voltage_kv],
+            "rlnImagePixelSize": [float(pixel_size_a)],
+            "rlnImageSize": [int(box)],
+            "rlnImageDimensionality": [2],
+            "rlnCtfDataAreCtfPremultiplied": [0],
+        })
+        # RELION 3.0 columns that now live in the optics table
+        particles = particles.drop(
+            columns=["rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast",
+                     "rlnMagnification", "rlnDetectorPixelSize", "rlnImagePixelSize"],
+            errors="ignore",
+        )
+        particles["rlnOpticsGroup"] = 1
+    if "rlnImageName" not in particles and stack is not None:
+        particles["rlnImageName"] = _relative_image_names(np.arange(n), Path(stack), path.parent)
+    for col, values in zip(ANGLE_COLUMNS, euler.T, strict=True):
+        particles[col] = values
+    particles["rlnOriginXAngst"] = shifts[:, 0]
+    particles["rlnOriginYAngst"] = shifts[:, 1]
+    if ctf is not None:
+        particles["rlnDefocusU"] = ctf.defocus_u_a
+        particles["rlnDefocusV"] = ctf.defocus_v_a
+        particles["rlnDefocusAngle"] = ctf.defocus_angle_deg
+        particles["rlnCtfBfactor"] = ctf.b_factor
+        particles["rlnPhaseShift"] = ctf.phase_shift_deg
+    for key, values in (extra_columns or {}).items():
+        particles[key] = np.asarray(values)
+    # RELION lists rlnImageName first by habit; keep the rest in insertion order
+    cols = list(particles.columns)
+    if "rlnImageName" in cols:
+        cols.insert(0, cols.pop(cols.index("rlnImageName")))
+    particles = particles[cols]
+    with atomic_path(path) as tmp:
+        starfile.write({"optics": optics, "particles": particles}, tmp, overwrite=True)
+    return path
