@@ -121,7 +121,7 @@ def compute_ctf_rfft(
         defocus=mean_um,
         astigmatism=astig_um,
         # torch-ctf measures the angle the other way round (checked in tests)
-        astigmatism_angle=-t(params.defocus_angle_deg),
+        astigmatism_angle=t(params.defocus_angle_deg),
         voltage=t(params.voltage_kv),
         spherical_aberration=t(params.cs_mm),
         amplitude_contrast=t(params.amplitude_contrast),
