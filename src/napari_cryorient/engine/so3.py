@@ -32,6 +32,8 @@ __all__ = [
     "canonical_quaternions",
     "euler_relion_to_matrix",
     "geodesic_distance",
+    "quaternion_conjugate",
+    "quaternion_multiply",
     "matrix_to_euler_relion",
     "matrix_to_quaternion",
     "matrix_to_rotvec",
@@ -135,6 +137,29 @@ def quaternion_to_matrix(quaternions: np.ndarray | torch.Tensor) -> np.ndarray:
     _check_last_dims(q, (4,), "quaternions")
     m = Rotation.from_quat(q.reshape(-1, 4), scalar_first=True).as_matrix()
     return m.reshape(*q.shape[:-1], 3, 3)
+
+
+def quaternion_multiply(q: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Hamilton product ``q ⊗ p`` of `(..., 4)` scalar-first quaternions.
+
+    ``R(q ⊗ p) = R(q) · R(p)``: right-multiplying every pose by a fixed ``p`` rotates the
+    reference (harmless), left-multiplying changes the particle frames.
+    """
+    q, p = np.broadcast_arrays(_as_numpy(q), _as_numpy(p))
+    w1, x1, y1, z1 = np.moveaxis(q, -1, 0)
+    w2, x2, y2, z2 = np.moveaxis(p, -1, 0)
+    return np.stack([
+        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+    ], axis=-1)
+
+
+def quaternion_conjugate(q: np.ndarray) -> np.ndarray:
+    """``q̄ = (w, -x, -y, -z)``: the inverse rotation ``R(q)^T`` for unit quaternions."""
+    q = _as_numpy(q)
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
 
 
 def rotvec_to_matrix(rotvec: np.ndarray | torch.Tensor) -> np.ndarray:

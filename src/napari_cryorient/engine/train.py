@@ -1,0 +1,469 @@
+"""Training the Siamese distance network, with checkpoints that resume exactly.
+
+Each step draws ``anchors_per_batch`` training particles and, for each, a few of its
+nearest neighbours in true orientation (small distances are what recovery needs most);
+the loss is the mean squared error between predicted and true distances over **all pairs
+in the batch** (random pairs for free, plus the close ones). For simulated data the
+images are kept clean and fresh noise of the right variance is drawn at every step (the
+paper's network over-fitted a fixed noise realisation).
+
+:class:`DistanceTrainer` keeps the whole training state (weights, optimiser, schedule,
+random generator, early-stopping counters); :meth:`DistanceTrainer.checkpoint` can be
+taken after any step, and a trainer rebuilt from it continues exactly as an
+uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Generator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import so3
+from .fourier import fourier_resize_images
+from .jobs import EngineError, Progress
+from .recover import ExactDistances
+from .siamese import EncoderConfig, SiameseNet, feature_distance, pairwise_feature_distance
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "DistanceEvaluation",
+    "DistanceTrainer",
+    "TrainConfig",
+    "TrainingData",
+    "compute_features",
+    "evaluate_distances",
+    "prepare_training_data",
+    "resolve_device",
+]
+
+CHECKPOINT_FORMAT = "napari-cryorient-siamese/1"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` → CUDA, else MPS, else CPU; otherwise the named device (checked)."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was requested but no CUDA device is available")
+    return dev
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters (defaults sized for a 2-core CPU).
+
+    Attributes
+    ----------
+    encoder
+        Network size and working box.
+    epochs, steps_per_epoch
+        Length of training; validation and early stopping happen once per epoch.
+    anchors_per_batch, neighbours_per_anchor
+        Batch = anchors + their nearest neighbours in true orientation; all pairs in the
+        batch enter the loss.
+    lr, weight_decay
+        AdamW; the learning rate follows a cosine decay to 2 % over all steps.
+    val_fraction
+        Fraction of particles held out (never used for training).
+    val_pairs
+        Random validation pairs (plus each validation particle's neighbours).
+    patience
+        Epochs without validation improvement before stopping (0: never stop early).
+    seed, device, amp
+        Reproducibility; ``"auto"``/``"cpu"``/``"cuda"``/``"mps"``; mixed precision on CUDA.
+    """
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    epochs: int = 20
+    steps_per_epoch: int = 60
+    anchors_per_batch: int = 32
+    neighbours_per_anchor: int = 3
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    val_pairs: int = 20000
+    patience: int = 6
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["encoder"] = self.encoder.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["encoder"] = EncoderConfig.from_dict(d["encoder"])
+        return cls(**d)
+
+    def validate(self, n_particles: int) -> None:
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("val_fraction must be between 0 and 1")
+        if self.epochs < 1 or self.steps_per_epoch < 1 or self.anchors_per_batch < 2:
+            raise ValueError("epochs, steps_per_epoch >= 1 and anchors_per_batch >= 2 required")
+        n_val = int(round(self.val_fraction * n_particles))
+        if n_val < 3 or n_particles - n_val < 4:
+            raise ValueError(f"{n_particles} particles are too few to train "
+                             f"(need >= 4 for training and >= 3 for validation)")
+
+
+@dataclass
+class TrainingData:
+    """Particles at the network's working box.
+
+    Attributes
+    ----------
+    images
+        `(n, W, W)` float32: clean images when ``noise_std`` is given, else the data.
+    quaternions
+        `(n, 4)` true orientations.
+    noise_std
+        `(n,)` per-pixel noise standard deviation at the working box, or None (real data:
+        the images already hold their noise).
+    original_box
+        Box of the images before cropping (the model checks it later).
+    """
+
+    images: np.ndarray
+    quaternions: np.ndarray
+    noise_std: np.ndarray | None
+    original_box: int
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _crop_chunks(images: Any, working_box: int, chunk: int = 1024) -> np.ndarray:
+    n = len(images)
+    out = np.empty((n, working_box, working_box), dtype=np.float32)
+    for start in range(0, n, chunk):
+        block = torch.as_tensor(np.asarray(images[start : start + chunk], dtype=np.float32))
+        if block.shape[-1] != working_box:
+            block = fourier_resize_images(block, working_box)
+        out[start : start + len(block)] = block.numpy()
+    return out
+
+
+def prepare_training_data(
+    images: Any,
+    rotations: np.ndarray,
+    working_box: int,
+    noise_variance: np.ndarray | None = None,
+) -> TrainingData:
+    """Fourier-crop `(n, B, B)` images (any sliceable stack) to the working box.
+
+    Parameters
+    ----------
+    images
+        Clean images when ``noise_variance`` is given (simulation), else the data.
+    rotations
+        `(n, 3, 3)` true poses.
+    noise_variance
+        `(n,)` per-pixel noise variance at box ``B`` (simulation) or None. Cropping white
+        noise to ``W`` keeps it white with variance scaled by ``(W / B)²``.
+    """
+    n = len(images)
+    if len(rotations) != n:
+        raise ValueError(f"{n} images but {len(rotations)} poses")
+    box = int(np.asarray(images[0:1]).shape[-1])
+    if working_box > box:
+        raise ValueError(f"working box {working_box} is larger than the images ({box})")
+    cropped = _crop_chunks(images, working_box)
+    if not np.isfinite(cropped).all():
+        raise ValueError("images contain NaN or infinite values")
+    std = None
+    if noise_variance is not None:
+        std = (np.sqrt(np.asarray(noise_variance, dtype=np.float64)) * working_box / box).astype(np.float32)
+    return TrainingData(cropped, so3.matrix_to_quaternion(rotations), std, box)
+
+
+@dataclass
+class DistanceEvaluation:
+    """Predicted versus true distances on held-out pairs.
+
+    Attributes
+    ----------
+    mae_deg, rmse_deg, pearson_r
+        Mean absolute and root-mean-square error (degrees), correlation.
+    histogram
+        `(bins, bins)` counts: rows = true distance bin, columns = predicted bin.
+    bin_edges_deg
+        `(bins + 1,)` edges in degrees (0 … 180) for both axes.
+    true_deg, predicted_deg
+        A subsample (at most 5 000) of the pairs, for scatter plots.
+    """
+
+    mae_deg: float
+    rmse_deg: float
+    pearson_r: float
+    histogram: np.ndarray
+    bin_edges_deg: np.ndarray
+    true_deg: np.ndarray
+    predicted_deg: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        return {"mae_deg": self.mae_deg, "rmse_deg": self.rmse_deg, "pearson_r": self.pearson_r}
+
+
+def evaluate_distances(true_rad: np.ndarray, pred_rad: np.ndarray, bins: int = 36) -> DistanceEvaluation:
+    """Metrics and the binned predicted-vs-true data from two `(m,)` arrays (radians)."""
+    t, p = np.rad2deg(np.asarray(true_rad)), np.rad2deg(np.asarray(pred_rad))
+    err = p - t
+    edges = np.linspace(0, 180, bins + 1)
+    hist, _, _ = np.histogram2d(t, p, bins=[edges, edges])
+    r = float(np.corrcoef(t, p)[0, 1]) if t.std() > 0 and p.std() > 0 else float("nan")
+    sub = np.random.default_rng(0).permutation(len(t))[:5000]
+    return DistanceEvaluation(float(np.abs(err).mean()), float(np.sqrt((err**2).mean())), r,
+                              hist, edges, t[sub], p[sub])
+
+
+def _normalise(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def compute_features(
+    model: SiameseNet,
+    images: Any,
+    norm: tuple[float, float],
+    chunk: int = 512,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """`(n, f)` features of images already at the working box, in chunks (eval mode)."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), chunk):
+        x = torch.as_tensor(np.asarray(images[start : start + chunk], dtype=np.float32), device=device)
+        out.append(model.encode(_normalise(x, *norm)).float().cpu())
+    return torch.cat(out).numpy()
+
+
+class DistanceTrainer:
+    """Trains a :class:`SiameseNet` on :class:`TrainingData`; see the module docstring.
+
+    Parameters
+    ----------
+    data
+        Particles at the working box with their true orientations.
+    config
+        Hyper-parameters.
+    """
+
+    def __init__(self, data: TrainingData, config: TrainConfig | None = None) -> None:
+        self.config = config = config or TrainConfig()
+        config.validate(len(data))
+        if data.images.shape[-1] != config.encoder.working_box:
+            raise ValueError(f"data are at box {data.images.shape[-1]}, the encoder expects "
+                             f"{config.encoder.working_box}")
+        self.data = data
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.model = SiameseNet(config.encoder).to(self.device)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed + 1))
+        n_val = int(round(config.val_fraction * len(data)))
+        self.val_idx, self.train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+        # normalisation statistics of what the network sees (clean + noise for simulations)
+        imgs = data.images[self.train_idx.numpy()]
+        var = float(imgs.var()) + (float(np.mean(data.noise_std**2)) if data.noise_std is not None else 0.0)
+        self.norm = (float(imgs.mean()), math.sqrt(max(var, 1e-12)))
+        self.total_steps = config.epochs * config.steps_per_epoch
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                     weight_decay=config.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.opt, self.total_steps, eta_min=config.lr * 0.02)
+        self.step = 0
+        self.best_val = float("inf")
+        self.best_state: dict | None = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.history: list[dict[str, float]] = []
+        self._prepare_pairs()
+
+    # ----------------------------------------------------------------- set-up
+    def _prepare_pairs(self) -> None:
+        q = self.data.quaternions
+        train_q = q[self.train_idx.numpy()]
+        k = min(8, len(self.train_idx) - 1)
+        self.train_nn = ExactDistances(train_q).nearest_neighbours(k)  # indices into train_idx
+        self._q_all = torch.as_tensor(so3.canonical_quaternions(q), dtype=torch.float32)
+        # fixed validation pairs and a fixed noise realisation
+        g = torch.Generator().manual_seed(self.config.seed + 2)
+        nv = len(self.val_idx)
+        m = self.config.val_pairs
+        a = torch.randint(0, nv, (m,), generator=g)
+        b = (a + torch.randint(1, nv, (m,), generator=g)) % nv
+        vnn = ExactDistances(q[self.val_idx.numpy()]).nearest_neighbours(min(4, nv - 1))
+        a = torch.cat([a, torch.arange(nv).repeat_interleave(vnn.shape[1])])
+        b = torch.cat([b, vnn.reshape(-1)])
+        self.val_pairs = (a, b)
+        self.val_true = so3.geodesic_distance(self._q_all[self.val_idx[a]], self._q_all[self.val_idx[b]])
+        val_imgs = torch.as_tensor(self.data.images[self.val_idx.numpy()])
+        if self.data.noise_std is not None:
+            std = torch.as_tensor(self.data.noise_std[self.val_idx.numpy()])[:, None, None]
+            val_imgs = val_imgs + std * torch.randn(val_imgs.shape, generator=g)
+        self.val_images = val_imgs
+
+    # -------------------------------------------------------------- training
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        nt = len(self.train_idx)
+        anchors = torch.randint(0, nt, (c.anchors_per_batch,), generator=self.gen)
+        cols = torch.randint(0, self.train_nn.shape[1], (c.anchors_per_batch, c.neighbours_per_anchor),
+                             generator=self.gen)
+        local = torch.cat([anchors, self.train_nn[anchors[:, None], cols].reshape(-1)])
+        idx = self.train_idx[local]
+        x = torch.as_tensor(self.data.images[idx.numpy()])
+        if self.data.noise_std is not None:  # fresh noise at every step
+            std = torch.as_tensor(self.data.noise_std[idx.numpy()])[:, None, None]
+            x = x + std * torch.randn(x.shape, generator=self.gen)
+        return _normalise(x, *self.norm), idx
+
+    def _train_step(self) -> float:
+        self.model.train()
+        x, idx = self._batch()
+        x = x.to(self.device)
+        q = self._q_all[idx].to(self.device)
+        use_amp = self.config.amp and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            f = self.model.encode(x)
+        d_pred = pairwise_feature_distance(f.float())
+        d_true = 2 * torch.arccos((q @ q.T).abs().clamp(max=1.0))
+        iu = torch.triu_indices(len(idx), len(idx), 1, device=self.device)
+        loss = ((d_pred[iu[0], iu[1]] - d_true[iu[0], iu[1]]) ** 2).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        return loss.item()
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, DistanceEvaluation]:
+        """Validation loss (rad²) and evaluation on the fixed held-out pairs."""
+        f = torch.as_tensor(compute_features(self.model, self.val_images, self.norm, device=self.device))
+        a, b = self.val_pairs
+        pred = feature_distance(f[a], f[b])
+        loss = float(((pred - self.val_true) ** 2).mean())
+        return loss, evaluate_distances(self.val_true.numpy(), pred.numpy())
+
+    @property
+    def pairs_per_step(self) -> int:
+        b = self.config.anchors_per_batch * (1 + self.config.neighbours_per_anchor)
+        return b * (b - 1) // 2
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.total_steps or self.stopped_early
+
+    def run(self) -> Generator[Progress, None, DistanceTrainer]:
+        """Train until done (or early stop); yields a :class:`Progress` after every step.
+
+        ``Progress.data`` holds ``epoch``, ``step``, ``train_loss`` (rad²), ``pairs_per_s``,
+        ``eta_s``, and at epoch ends ``val_loss``, ``val_mae_deg`` and ``evaluation``.
+        Closing the generator stops after the current step; :meth:`checkpoint` then holds
+        everything done so far.
+        """
+        c = self.config
+        t_start, steps_start = time.perf_counter(), self.step
+        try:
+            while not self.finished:
+                loss = self._train_step()
+                epoch = (self.step - 1) // c.steps_per_epoch
+                elapsed = time.perf_counter() - t_start
+                rate = (self.step - steps_start) / max(elapsed, 1e-9)
+                data: dict[str, Any] = {
+                    "epoch": epoch, "step": self.step, "train_loss": loss,
+                    "pairs_per_s": rate * self.pairs_per_step,
+                    "eta_s": (self.total_steps - self.step) / max(rate, 1e-9),
+                    "lr": self.sched.get_last_lr()[0],
+                }
+                if self.step % c.steps_per_epoch == 0:
+                    val_loss, ev = self.validate()
+                    data.update(val_loss=val_loss, val_mae_deg=ev.mae_deg, evaluation=ev)
+                    self.history.append({"epoch": epoch, "step": self.step, "train_loss": loss,
+                                         "val_loss": val_loss, "val_mae_deg": ev.mae_deg})
+                    if val_loss < self.best_val - 1e-6:
+                        self.best_val, self.bad_epochs = val_loss, 0
+                        self.best_state = copy.deepcopy(self.model.state_dict())
+                    else:
+                        self.bad_epochs += 1
+                        if c.patience and self.bad_epochs >= c.patience:
+                            self.stopped_early = True
+                yield Progress("train", self.step, self.total_steps,
+                               f"epoch {epoch + 1}/{c.epochs}", data)
+        except RuntimeError as err:
+            raise EngineError(f"training failed: {err}") from err
+        return self
+
+    # ------------------------------------------------------------ checkpoints
+    def best_model(self) -> SiameseNet:
+        """A copy of the network with the best validation weights (current if none yet)."""
+        model = SiameseNet(self.config.encoder)
+        model.load_state_dict(self.best_state or self.model.state_dict())
+        return model.eval()
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to use the model and to resume training exactly."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "norm": list(self.norm),
+            "original_box": self.data.original_box,
+            "model_state": copy.deepcopy(self.model.state_dict()),
+            "best_state": copy.deepcopy(self.best_state),
+            "optimizer": copy.deepcopy(self.opt.state_dict()),
+            "scheduler": copy.deepcopy(self.sched.state_dict()),
+            "generator": self.gen.get_state(),
+            "step": self.step,
+            "best_val": self.best_val,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "history": list(self.history),
+            "val_idx": self.val_idx.clone(),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any], data: TrainingData,
+                        epochs: int | None = None) -> DistanceTrainer:
+        """Rebuild a trainer (same data) to continue training; ``epochs`` may extend it."""
+        if checkpoint.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not a napari-cryorient model checkpoint")
+        config = TrainConfig.from_dict(checkpoint["config"])
+        if epochs is not None and epochs != config.epochs:
+            config = TrainConfig(**{**asdict(config), "encoder": config.encoder, "epochs": epochs})
+        if data.original_box != checkpoint["original_box"]:
+            raise ValueError(f"the model was trained on {checkpoint['original_box']} px images, "
+                             f"these are {data.original_box} px")
+        trainer = cls(data, config)
+        trainer.norm = tuple(checkpoint["norm"])
+        trainer.model.load_state_dict(checkpoint["model_state"])
+        trainer.best_state = checkpoint["best_state"]
+        trainer.opt.load_state_dict(checkpoint["optimizer"])
+        sched = dict(checkpoint["scheduler"])
+        if epochs is not None:
+            sched["T_max"] = trainer.total_steps
+        trainer.sched.load_state_dict(sched)
+        trainer.gen.set_state(checkpoint["generator"])
+        trainer.step = checkpoint["step"]
+        trainer.best_val = checkpoint["best_val"]
+        trainer.bad_epochs = checkpoint["bad_epochs"]
+        trainer.stopped_early = checkpoint["stopped_early"]
+        trainer.history = list(checkpoint["history"])
+        if not torch.equal(trainer.val_idx, checkpoint["val_idx"]):
+            raise ValueError("the data differ from those the model was trained on (split mismatch)")
+        return trainer
