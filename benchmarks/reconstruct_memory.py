@@ -90,7 +90,9 @@ def _write_table() -> None:
         "Produced by `python -m benchmarks.reconstruct_memory` (one row per results file in "
         "`benchmarks/results/reconstruct_memory_*.json`). Images are simulated to a "
         "memory-mapped MRCS, then reconstructed from it in a separate process; peak memory is "
-        "that process's maximum resident set size (it includes the Python/torch runtime).",
+        "that process's maximum resident set size. It includes the Python/torch runtime and "
+        "the pages of the memory-mapped stack that were read (file-backed, reclaimable by the "
+        "OS), so the working memory proper is lower.",
         "",
         "| N | box | device | stack on disk (GiB) | reconstruct (s) | images/s | peak RSS (GiB) | simulate images/s | machine |",
         "|---|---|---|---|---|---|---|---|---|",
