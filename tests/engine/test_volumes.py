@@ -49,7 +49,8 @@ def test_unknown_sample_is_a_clear_error():
         make_sample_volume("ribosome")
 
 
-def test_mirror_keeps_the_centre_fixed():
-    vol = density_from_atoms(np.array([[0.0, 0.0, 6.0]]), 16, 1.0, sigma_a=1.0)
-    z = int(mirror_volume(vol).argmax()) // 256
-    assert z == 8 - 6
+def test_mirror_is_a_point_inversion_about_the_centre():
+    vol = density_from_atoms(np.array([[2.0, -3.0, 5.0]]), 16, 1.0, sigma_a=1.0)
+    z, y, x = np.unravel_index(int(mirror_volume(vol).argmax()), (16, 16, 16))
+    assert (x - 8, y - 8, z - 8) == (-2, 3, -5)
+    torch.testing.assert_close(mirror_volume(mirror_volume(vol)), vol)

@@ -10,7 +10,13 @@ of quaternion space, ``q ↦ M q`` with ``M ∈ O(4)``. In the package conventio
   geometry and must be resolved from the images;
 * ``q ↦ q̄`` (``R_i ↦ R_iᵀ``) likewise changes the geometry.
 
-``SO(4) = {q ↦ g ⊗ q ⊗ h}``, and ``O(4)`` adds the conjugation. Against a known truth
+``SO(4) = {q ↦ g ⊗ q ⊗ h}``, and ``O(4)`` adds the conjugation.
+
+One left factor cannot be resolved from images by any method: ``G = Rz(π)`` turns every
+image by 180° in-plane, which for real images only conjugates their Fourier transforms;
+reconstructing with ``Rz(π) R_i`` gives the point-inverted map ``V(−x)`` — the mirror
+image (the classic handedness ambiguity of single-particle cryo-EM). Hence
+:func:`align_harmless` may also try that flip and reports which hand matched. Against a known truth
 (simulations), :func:`align_to_reference` searches the whole ``O(4)``;
 :func:`align_harmless` searches only the harmless right factor ``h`` (what a user without
 a truth gets after the ambiguity has been resolved from the images).
@@ -144,12 +150,24 @@ def align_to_reference(
                            bool(np.linalg.det(best_m) < 0))
 
 
-def align_harmless(q_est: np.ndarray, q_ref: np.ndarray) -> AlignmentResult:
+def align_harmless(q_est: np.ndarray, q_ref: np.ndarray, allow_hand_flip: bool = False) -> AlignmentResult:
     """Align with the harmless global rotation only: ``q_est_i ≈ ± q_ref_i ⊗ h``.
 
     Closed form: ``<q_est, q_ref ⊗ h> = <q̄_ref ⊗ q_est, h>``, so ``h`` is the leading
     eigenvector of ``Σ a_i a_iᵀ`` with ``a_i = q̄_ref_i ⊗ q_est_i``.
+
+    With ``allow_hand_flip``, the estimate with every pose turned by 180° in-plane
+    (``Rz(π) R``, the opposite hand, see the module docstring) is tried too and the better
+    one is returned with ``mirrored=True`` when it is the flipped one.
     """
+    if allow_hand_flip:
+        plain = align_harmless(q_est, q_ref)
+        rz_pi = np.array([0.0, 0.0, 0.0, 1.0])
+        flipped = align_harmless(so3.quaternion_multiply(rz_pi, q_est), q_ref)
+        if flipped.mean_deg < plain.mean_deg:
+            flipped.mirrored = True
+            return flipped
+        return plain
     q_est = so3.canonical_quaternions(q_est)
     q_ref = so3.canonical_quaternions(q_ref)
     a = so3.quaternion_multiply(so3.quaternion_conjugate(q_ref), q_est)

@@ -157,7 +157,11 @@ def compare_with_reference(
     pixel_size_a: float = 1.0,
     mask: np.ndarray | torch.Tensor | None = None,
 ) -> HandComparison:
-    """FSC of ``volume`` against a ground truth and its mirror image; report the hand."""
+    """FSC of ``volume`` against a ground truth and its mirror image; report the hand.
+
+    The mirror image is the point inversion :func:`~napari_cryorient.engine.volumes.mirror_volume`
+    (what a reconstruction of the opposite hand looks like in the same frame).
+    """
     ref = torch.as_tensor(np.asarray(reference), dtype=torch.float32)
     same = fourier_shell_correlation(volume, ref, pixel_size_a, mask)
     mirror = fourier_shell_correlation(volume, mirror_volume(ref), pixel_size_a, mask)

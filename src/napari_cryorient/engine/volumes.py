@@ -191,10 +191,13 @@ def normalise_volume(volume: torch.Tensor) -> torch.Tensor:
 
 
 def mirror_volume(volume: torch.Tensor) -> torch.Tensor:
-    """The mirror image (opposite hand) of a `(d, d, d)` map: flip z about the centre.
+    """The mirror image (opposite hand) of a `(d, d, d)` map: point inversion ``x → -x``.
 
-    For even ``d`` the flip keeps voxel ``d // 2`` fixed, so the map centre is preserved.
+    Inversion through the centre voxel ``d // 2`` is the mirror image that projection
+    images cannot tell apart from the original: reconstructing with every pose turned by
+    180° in-plane (``R → Rz(π) R``) gives exactly this map. The centre is preserved.
     """
-    d = volume.shape[-3]
-    flipped = torch.flip(volume, dims=(-3,))
-    return torch.roll(flipped, shifts=1, dims=-3) if d % 2 == 0 else flipped
+    out = torch.flip(volume, dims=(-3, -2, -1))
+    if volume.shape[-1] % 2 == 0:  # keep voxel d // 2 fixed
+        out = torch.roll(out, shifts=(1, 1, 1), dims=(-3, -2, -1))
+    return out
