@@ -231,9 +231,14 @@ def _loss_on(q: torch.Tensor, oracle: DistanceOracle, i: torch.Tensor, j: torch.
 
 
 def recover_orientations(
-    oracle: DistanceOracle, config: RecoveryConfig | None = None
+    oracle: DistanceOracle,
+    config: RecoveryConfig | None = None,
+    initial: np.ndarray | None = None,
 ) -> Generator[Progress, None, RecoveryResult]:
     """Recover `(n, 4)` orientations whose pairwise distances match ``oracle``.
+
+    ``initial`` `(n, 4)` quaternions replace the initialisation of the first restart (to
+    continue from an earlier estimate).
 
     Yields
     ------
@@ -266,7 +271,11 @@ def recover_orientations(
     try:
         for restart in range(config.n_restarts):
             seed = config.seed + 1000 * restart
-            if config.init == "spectral":
+            if initial is not None and restart == 0:
+                if np.shape(initial) != (n, 4):
+                    raise ValueError(f"initial quaternions must have shape ({n}, 4)")
+                q0 = so3.canonical_quaternions(initial)
+            elif config.init == "spectral":
                 q0 = spectral_initialisation(oracle, config.landmarks, config.rounding_starts, seed)
             else:
                 q0 = so3.sample_orientations(n, "uniform", seed=seed)

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from napari_cryorient.engine import so3
+from napari_cryorient.engine.align import align_to_reference
+from napari_cryorient.engine.jobs import run_job
+from napari_cryorient.engine.recover import (
+    ExactDistances,
+    FeatureDistances,
+    RecoveryConfig,
+    recover_orientations,
+    spectral_initialisation,
+)
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return so3.matrix_to_quaternion(so3.sample_orientations(400, seed=3))
+
+
+def test_spectral_initialisation_is_exact_for_exact_distances(truth):
+    q0 = spectral_initialisation(ExactDistances(truth), landmarks=200, seed=1)
+    assert align_to_reference(q0, truth, refine_steps=0).mean_deg < 0.1
+
+
+def test_recovery_from_exact_distances_reaches_below_one_degree(truth):
+    cfg = RecoveryConfig(n_steps=200, n_restarts=1, landmarks=200)
+    res = run_job(recover_orientations(ExactDistances(truth), cfg))
+    assert align_to_reference(res.quaternions, truth).mean_deg < 1.0
+    assert res.loss < 1e-4
+
+
+def test_refinement_repairs_a_perturbed_start(truth, rng):
+    noise = so3.matrix_to_quaternion(so3.rotvec_to_matrix(rng.normal(0, np.deg2rad(8), (len(truth), 3))))
+    start = so3.quaternion_multiply(truth, noise)
+    assert align_to_reference(start, truth).mean_deg > 8
+    cfg = RecoveryConfig(n_steps=600, n_restarts=1, lr=0.005)
+    res = run_job(recover_orientations(ExactDistances(truth), cfg, initial=start))
+    assert align_to_reference(res.quaternions, truth).mean_deg < 1.0
+
+
+def test_feature_distances_of_quaternion_features_are_exact(truth):
+    f = FeatureDistances(truth * 3.0)  # the scale of features does not matter
+    i, j = np.arange(10), np.arange(10, 20)
+    np.testing.assert_allclose(f.pairs(i, j), ExactDistances(truth).pairs(i, j), atol=1e-6)
+
+
+def test_recovery_reports_progress_and_keeps_the_best_restart(truth):
+    job = recover_orientations(ExactDistances(truth[:60]),
+                               RecoveryConfig(n_steps=120, n_restarts=2, landmarks=60))
+    events = []
+    while True:
+        try:
+            events.append(next(job))
+        except StopIteration as stop:
+            result = stop.value
+            break
+    assert events[-1].done == events[-1].total == 240
+    assert all("loss" in e.data for e in events)
+    assert result.loss == pytest.approx(min(result.loss, result.history[-1]), abs=1e-6)
+
+
+def test_too_few_particles_is_a_clear_error(truth):
+    with pytest.raises(ValueError, match="at least 3"):
+        run_job(recover_orientations(ExactDistances(truth[:2])))

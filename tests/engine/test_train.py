@@ -1,0 +1,110 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cryorient.engine.jobs import run_job
+from napari_cryorient.engine.siamese import EncoderConfig, SiameseNet
+from napari_cryorient.engine.simulate import SimulationConfig, simulate_particles
+from napari_cryorient.engine.train import (
+    DistanceTrainer,
+    TrainConfig,
+    compute_features,
+    evaluate_distances,
+    prepare_training_data,
+)
+
+TINY = EncoderConfig(working_box=16, channels=(8, 16), feature_dim=8)
+
+
+@pytest.fixture(scope="module")
+def data(small_map):
+    sim = run_job(simulate_particles(small_map, 4.0, SimulationConfig(n_particles=80, seed=1)))
+    noise_var = np.full(80, 0.5 * sim.images.var())
+    return prepare_training_data(sim.images, sim.rotations, 16, noise_variance=noise_var)
+
+
+def _config(**kw):
+    base = dict(encoder=TINY, epochs=2, steps_per_epoch=3, anchors_per_batch=6,
+                val_fraction=0.2, val_pairs=200, device="cpu", seed=4)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_emits_events_and_validates_each_epoch(data):
+    trainer = DistanceTrainer(data, _config())
+    events = list(trainer.run())
+    assert [e.data["step"] for e in events] == [1, 2, 3, 4, 5, 6]
+    for key in ("epoch", "train_loss", "pairs_per_s", "eta_s"):
+        assert all(key in e.data for e in events)
+    ends = [e for e in events if "val_loss" in e.data]
+    assert [e.data["step"] for e in ends] == [3, 6]
+    assert len(trainer.history) == 2
+    ev = ends[-1].data["evaluation"]
+    assert ev.histogram.sum() == len(trainer.val_true)
+
+
+def test_stop_and_resume_equals_an_uninterrupted_run(data):
+    full = DistanceTrainer(data, _config())
+    run_job(full.run())
+
+    first = DistanceTrainer(data, _config())
+    job = first.run()
+    for _ in range(4):  # stop in the middle of the second epoch
+        next(job)
+    job.close()
+    buffer = io.BytesIO()
+    torch.save(first.checkpoint(), buffer)
+    buffer.seek(0)
+    resumed = DistanceTrainer.from_checkpoint(torch.load(buffer, weights_only=True), data)
+    assert resumed.step == 4
+    run_job(resumed.run())
+
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert resumed.history == full.history
+
+
+def test_fresh_noise_is_drawn_for_simulated_data(data):
+    trainer = DistanceTrainer(data, _config())
+    mean, std = trainer.norm
+    x1, idx1 = trainer._batch()
+    x2, idx2 = trainer._batch()
+    clean = torch.as_tensor(data.images)
+    noise1 = x1 * std + mean - clean[idx1]
+    noise2 = x2 * std + mean - clean[idx2]
+    expected = float(np.mean(data.noise_std))
+    assert float(noise1.std()) == pytest.approx(expected, rel=0.1)
+    common = np.intersect1d(idx1.numpy(), idx2.numpy())
+    if len(common):
+        a = noise1[np.flatnonzero(idx1.numpy() == common[0])[0]]
+        b = noise2[np.flatnonzero(idx2.numpy() == common[0])[0]]
+        assert not torch.allclose(a, b)
+
+
+def test_checkpoint_from_another_box_is_rejected(data, small_map):
+    trainer = DistanceTrainer(data, _config())
+    ckpt = trainer.checkpoint()
+    ckpt["original_box"] = 64
+    with pytest.raises(ValueError, match="trained on 64 px"):
+        DistanceTrainer.from_checkpoint(ckpt, data)
+
+
+def test_features_have_the_configured_size(data):
+    f = compute_features(SiameseNet(TINY), data.images, (0.0, 1.0))
+    assert f.shape == (len(data), TINY.feature_dim)
+
+
+def test_evaluation_of_perfect_predictions():
+    t = np.random.default_rng(0).uniform(0, np.pi, 1000)
+    ev = evaluate_distances(t, t)
+    assert ev.mae_deg == 0 and ev.pearson_r == pytest.approx(1.0)
+    assert np.trace(ev.histogram) == 1000
+
+
+def test_bad_training_settings_are_rejected(data):
+    with pytest.raises(ValueError, match="too few"):
+        DistanceTrainer(data, _config(val_fraction=0.01))
+    with pytest.raises(ValueError, match="larger than the images"):
+        prepare_training_data(data.images, np.repeat(np.eye(3)[None], len(data), 0), 64)
