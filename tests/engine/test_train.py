@@ -69,8 +69,10 @@ def test_stop_and_resume_equals_an_uninterrupted_run(data):
 def test_fresh_noise_is_drawn_for_simulated_data(data):
     trainer = DistanceTrainer(data, _config())
     mean, std = trainer.norm
-    x1, idx1 = trainer._batch()
-    x2, idx2 = trainer._batch()
+    trainer = DistanceTrainer(data, _config(augment_inplane=False))
+    mean, std = trainer.norm
+    x1, idx1, _ = trainer._batch()
+    x2, idx2, _ = trainer._batch()
     clean = torch.as_tensor(data.images)
     noise1 = x1 * std + mean - clean[idx1]
     noise2 = x2 * std + mean - clean[idx2]
@@ -108,3 +110,22 @@ def test_bad_training_settings_are_rejected(data):
         DistanceTrainer(data, _config(val_fraction=0.01))
     with pytest.raises(ValueError, match="larger than the images"):
         prepare_training_data(data.images, np.repeat(np.eye(3)[None], len(data), 0), 64)
+
+
+def test_inplane_augmentation_matches_the_pose_update(small_map, rng):
+    """Rotating a projection by alpha equals projecting with Rz(alpha) R."""
+    from napari_cryorient.engine import so3
+    from napari_cryorient.engine.projector import FourierProjector
+    from napari_cryorient.engine.train import _quat_mul, _rotate_images
+
+    r = so3.sample_uniform_so3(3, rng)
+    alpha = torch.tensor([0.3, 1.2, -2.0])
+    p = FourierProjector(small_map)
+    rotated = _rotate_images(p.project(torch.from_numpy(r)), alpha)
+    q = torch.as_tensor(so3.matrix_to_quaternion(r), dtype=torch.float32)
+    qz = torch.stack([torch.cos(alpha / 2), 0 * alpha, 0 * alpha, torch.sin(alpha / 2)], -1)
+    expected = p.project(torch.from_numpy(so3.quaternion_to_matrix(_quat_mul(qz, q).numpy())))
+    inner = (slice(None), slice(6, -6), slice(6, -6))  # corners are cut by the rotation
+    a, b = rotated[inner].numpy(), expected[inner].numpy()
+    rel = np.linalg.norm(a - b) / np.linalg.norm(b)
+    assert rel < 0.1, rel

@@ -21,6 +21,11 @@ COMMANDS = {
     "project": "project",
     "reconstruct": "reconstruct",
     "fsc": "fsc",
+    "train": "train",
+    "recover": "recover",
+    "evaluate": "evaluate",
+    "demo": "demo",
+    "benchmark": "benchmark",
 }
 
 

@@ -38,7 +38,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return 130
 
 
-def run_with_progress(job: Generator[Progress, None, T], description: str) -> T:
+def run_with_progress(job: Generator[Progress, None, T], description: str, unit: str = "it") -> T:
     """Drain an engine job with a tqdm progress bar on stderr."""
     from tqdm import tqdm
 
@@ -50,7 +50,7 @@ def run_with_progress(job: Generator[Progress, None, T], description: str) -> T:
             except StopIteration as stop:
                 return stop.value
             if bar is None:
-                bar = tqdm(total=event.total, desc=description, unit="img", file=sys.stderr,
+                bar = tqdm(total=event.total, desc=description, unit=unit, file=sys.stderr,
                            dynamic_ncols=True, leave=False)
             bar.update(event.done - bar.n)
     finally:

@@ -11,9 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
-from ..engine.fsc import FSCResult, fourier_shell_correlation
+from ..engine.fsc import fourier_shell_correlation
 from ..io import atomic_path, read_map
 from ..io.errors import InputError
+from ..plots import plot_fsc
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -24,29 +25,6 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="voxel size in Å (default: from the headers)")
     parser.add_argument("--json", type=Path, default=None, help="write the curve as JSON")
     parser.add_argument("--png", type=Path, default=None, help="plot the curve")
-
-
-def plot_fsc(curves: dict[str, FSCResult], path: Path) -> None:
-    """Save FSC curves (label -> result) as a PNG with the 0.143 and 0.5 lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
-    for label, f in curves.items():
-        ax.plot(f.frequency_inv_a, f.fsc,
-                label=f"{label} ({f.resolution_0143_a:.1f} Å @0.143, {f.resolution_05_a:.1f} Å @0.5)")
-    for t in (0.143, 0.5):
-        ax.axhline(t, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("spatial frequency (1/Å)")
-    ax.set_ylabel("FSC")
-    ax.set_ylim(-0.1, 1.05)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def main(args: argparse.Namespace) -> int:

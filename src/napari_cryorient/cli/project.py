@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
         run_with_progress(
             project_particles(torch.from_numpy(vol.data), rotations, px, table.shifts_a(), ctf,
                               sink=writer, device=device),
-            "project",
+            "project", unit="img",
         )
     table.particles = table.particles.drop(columns=["rlnImageName"], errors="ignore")
     write_particles(star_out, rotations, px, box, stack=out, shifts_a=table.shifts_a(),

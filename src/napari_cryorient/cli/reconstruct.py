@@ -54,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
         reconstruct_volume(images, rotations, px, shifts_a=table.shifts_a(), ctf=ctf,
                            ctf_correction=args.ctf_correction, half_maps=args.half_maps,
                            seed=args.seed, device=device),
-        "reconstruct",
+        "reconstruct", unit="img",
     )
     out = args.out if args.out.suffix else args.out.with_suffix(".mrc")
     with staged_outputs(out.parent if str(out.parent) else Path(".")) as stage:

@@ -12,6 +12,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         metavar=("MIN", "MAX"), help="defocus range in µm (with --ctf)")
     parser.add_argument("--orientations", choices=so3.ORIENTATION_DISTRIBUTIONS,
                         default="uniform", help="pose distribution")
+    parser.add_argument("--keep-clean", action="store_true",
+                        help="also write particles_clean.mrcs and noise_variance.npy (with "
+                        "--snr-db): `cryorient train` then draws fresh noise at every step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_device_arg(parser)
@@ -92,11 +96,20 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     config.validate()
-    with staged_outputs(args.out) as stage:
-        with StackWriter(stage / "particles.mrcs", args.n, args.box, px) as writer:
-            result = run_with_progress(
-                simulate_particles(volume, px, config, sink=writer, device=device), "simulate"
-            )
+    keep_clean = args.keep_clean and args.snr_db is not None
+    with staged_outputs(args.out) as stage, contextlib.ExitStack() as stack:
+        writer = stack.enter_context(StackWriter(stage / "particles.mrcs", args.n, args.box, px))
+        clean_writer = (
+            stack.enter_context(StackWriter(stage / "particles_clean.mrcs", args.n, args.box, px))
+            if keep_clean else None
+        )
+        result = run_with_progress(
+            simulate_particles(volume, px, config, sink=writer, device=device,
+                               clean_sink=clean_writer), "simulate", unit="img"
+        )
+        stack.close()
+        if keep_clean:
+            np.save(stage / "noise_variance.npy", result.noise_variance)
         write_particles(stage / "particles.star", result.rotations, px, args.box,
                         stack=stage / "particles.mrcs", shifts_a=result.shifts_a, ctf=result.ctf)
         write_map(stage / "volume.mrc", volume.numpy(), px)

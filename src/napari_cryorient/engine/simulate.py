@@ -289,6 +289,7 @@ def simulate_particles(
     config: SimulationConfig,
     sink: ImageSink | None = None,
     device: torch.device | str = "cpu",
+    clean_sink: ImageSink | None = None,
 ) -> Generator[Progress, None, SimulationResult]:
     """Simulate a particle data set from a map.
 
@@ -307,6 +308,8 @@ def simulate_particles(
         Simulation settings.
     sink
         Optional receiver of image chunks (see :func:`project_particles`).
+    clean_sink
+        Optional receiver of the noise-free chunks as well.
 
     Yields
     ------
@@ -335,6 +338,8 @@ def simulate_particles(
     out, store = _make_output(n, box, sink)
 
     def noisy_store(start: int, clean: np.ndarray) -> None:
+        if clean_sink is not None:
+            clean_sink(start, clean)
         var = clean.reshape(len(clean), -1).var(axis=1, dtype=np.float64)
         signal_var[start : start + len(clean)] = var
         if config.snr_db is None:

@@ -81,6 +81,10 @@ class TrainConfig:
         Random validation pairs (plus each validation particle's neighbours).
     patience
         Epochs without validation improvement before stopping (0: never stop early).
+    augment_inplane
+        Rotate each group (an anchor and its neighbours) by a random in-plane angle ``α``
+        and use the exact new poses ``Rz(α) R``: free, exact augmentation of the in-plane
+        angle, which a CNN otherwise has to learn from few examples.
     seed, device, amp
         Reproducibility; ``"auto"``/``"cpu"``/``"cuda"``/``"mps"``; mixed precision on CUDA.
     """
@@ -95,6 +99,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_pairs: int = 20000
     patience: int = 6
+    augment_inplane: bool = True
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -151,7 +156,7 @@ def _crop_chunks(images: Any, working_box: int, chunk: int = 1024) -> np.ndarray
     n = len(images)
     out = np.empty((n, working_box, working_box), dtype=np.float32)
     for start in range(0, n, chunk):
-        block = torch.as_tensor(np.asarray(images[start : start + chunk], dtype=np.float32))
+        block = torch.from_numpy(np.array(images[start : start + chunk], dtype=np.float32))
         if block.shape[-1] != working_box:
             block = fourier_resize_images(block, working_box)
         out[start : start + len(block)] = block.numpy()
@@ -233,6 +238,38 @@ def evaluate_distances(true_rad: np.ndarray, pred_rad: np.ndarray, bins: int = 3
 
 def _normalise(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return (x - mean) / std
+
+
+def _rotate_images(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Rotate `(b, W, W)` images about pixel ``W // 2`` by ``alpha`` (radians, x towards y).
+
+    A point ``p`` of the content moves to ``Rz(alpha) p``; bilinear interpolation, zeros
+    outside. Matches the pose update ``R -> Rz(alpha) R``.
+    """
+    b, w = x.shape[0], x.shape[-1]
+    c, s = torch.cos(alpha), torch.sin(alpha)
+    # output pixel p samples the input at Rz(-alpha) p; coordinates relative to W // 2
+    rot = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)  # Rz(-alpha)
+    g = torch.arange(w, dtype=x.dtype) - w // 2
+    yy, xx = torch.meshgrid(g, g, indexing="ij")
+    pts = torch.stack([xx, yy], -1).reshape(-1, 2)  # (W², 2) as (x, y)
+    src = pts @ rot.transpose(-1, -2)  # (b, W², 2)
+    norm = (src + w // 2) / (w - 1) * 2 - 1
+    out = torch.nn.functional.grid_sample(x[:, None], norm.reshape(b, w, w, 2), mode="bilinear",
+                                          padding_mode="zeros", align_corners=True)
+    return out[:, 0]
+
+
+def _quat_mul(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Hamilton product of `(..., 4)` scalar-first quaternions (torch)."""
+    w1, x1, y1, z1 = q.unbind(-1)
+    w2, x2, y2, z2 = p.unbind(-1)
+    return torch.stack([
+        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+    ], dim=-1)
 
 
 @torch.no_grad()
@@ -319,25 +356,34 @@ class DistanceTrainer:
         self.val_images = val_imgs
 
     # -------------------------------------------------------------- training
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised images `(b, W, W)`, particle indices `(b,)` and quaternions `(b, 4)`."""
         c = self.config
         nt = len(self.train_idx)
-        anchors = torch.randint(0, nt, (c.anchors_per_batch,), generator=self.gen)
-        cols = torch.randint(0, self.train_nn.shape[1], (c.anchors_per_batch, c.neighbours_per_anchor),
-                             generator=self.gen)
-        local = torch.cat([anchors, self.train_nn[anchors[:, None], cols].reshape(-1)])
+        a = c.anchors_per_batch
+        anchors = torch.randint(0, nt, (a,), generator=self.gen)
+        cols = torch.randint(0, self.train_nn.shape[1], (a, c.neighbours_per_anchor), generator=self.gen)
+        local = torch.cat([anchors[:, None], self.train_nn[anchors[:, None], cols]], dim=1).reshape(-1)
         idx = self.train_idx[local]
         x = torch.as_tensor(self.data.images[idx.numpy()])
+        q = self._q_all[idx]
+        if c.augment_inplane:
+            alpha = torch.rand(a, generator=self.gen) * 2 * torch.pi
+            alpha = alpha.repeat_interleave(1 + c.neighbours_per_anchor)  # one angle per group
+            x = _rotate_images(x, alpha)
+            half = alpha / 2  # q_z(alpha) ⊗ q: R -> Rz(alpha) R
+            qz = torch.stack([torch.cos(half), torch.zeros_like(half), torch.zeros_like(half),
+                              torch.sin(half)], dim=-1)
+            q = _quat_mul(qz, q)
         if self.data.noise_std is not None:  # fresh noise at every step
             std = torch.as_tensor(self.data.noise_std[idx.numpy()])[:, None, None]
             x = x + std * torch.randn(x.shape, generator=self.gen)
-        return _normalise(x, *self.norm), idx
+        return _normalise(x, *self.norm), idx, q
 
     def _train_step(self) -> float:
         self.model.train()
-        x, idx = self._batch()
-        x = x.to(self.device)
-        q = self._q_all[idx].to(self.device)
+        x, idx, q = self._batch()
+        x, q = x.to(self.device), q.to(self.device)
         use_amp = self.config.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             f = self.model.encode(x)
