@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 OUT ?= results/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-quick test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +17,13 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-## demo: simulate the built-in sample (5 000 particles, 64 px, -12 dB, CTF, shifts),
-## reconstruct it with the true poses and score it against the truth.
+## demo: the whole method on the built-in sample (5 000 particles, 64 px, -12 dB):
+## simulate, train, recover, resolve, align, reconstruct, FSC; results in $(OUT)/
 demo: setup
-	$(VENV)/bin/cryorient simulate --sample pseudo-protein --n 5000 --box 64 --snr-db -12 \
-		--ctf --shifts-A 4 --seed 0 --out $(OUT)
-	$(VENV)/bin/cryorient reconstruct --star $(OUT)/particles.star --ctf-correction wiener \
-		--half-maps --out $(OUT)/reconstruction.mrc
-	$(VENV)/bin/cryorient fsc $(OUT)/reconstruction.mrc $(OUT)/volume.mrc \
-		--json $(OUT)/fsc_vs_truth.json --png $(OUT)/fsc_vs_truth.png
-	@echo "results are in $(OUT)/ (particles.mrcs/.star, volume.mrc, reconstruction*.mrc, fsc_vs_truth.png)"
+	$(VENV)/bin/cryorient demo --out $(OUT)
+
+demo-quick: setup
+	$(VENV)/bin/cryorient demo --quick --out results/demo-quick
 
 ## test: the whole test suite (engine, I/O, CLI)
 test: setup
@@ -34,6 +31,8 @@ test: setup
 
 bench: setup
 	$(PY) -m benchmarks.reconstruct_quality
+	$(PY) -m benchmarks.recovery_exact
+	$(PY) -m benchmarks.method sample-12db quick
 	$(PY) -m benchmarks.reconstruct_memory
 
 clean:

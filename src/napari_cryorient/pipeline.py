@@ -65,7 +65,7 @@ class DemoConfig:
     ctf: bool = False
     volume: Path | None = None
     sample: str = "pseudo-protein"
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=80, steps_per_epoch=60))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, steps_per_epoch=60))
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     seed: int = 0
 
@@ -73,8 +73,8 @@ class DemoConfig:
     def quick(cls, **changes: Any) -> DemoConfig:
         """A run that finishes in a few minutes on a 2-core CPU."""
         base = cls(n_particles=2000, snr_db=-6.0,
-                   train=TrainConfig(epochs=25, steps_per_epoch=50),
-                   recovery=RecoveryConfig(n_steps=800, n_restarts=1))
+                   train=TrainConfig(epochs=30, steps_per_epoch=50),
+                   recovery=RecoveryConfig(n_restarts=1))
         return replace(base, **changes)
 
 

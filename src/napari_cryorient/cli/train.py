@@ -33,9 +33,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--star", type=Path, required=True, help="particles with true poses")
     parser.add_argument("--out", type=Path, required=True, help="model checkpoint (.pt)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--steps-per-epoch", type=int, default=60)
-    parser.add_argument("--working-box", type=int, default=32,
+    parser.add_argument("--working-box", type=int, default=16,
                         help="images are Fourier-cropped to this size for the network")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--resume", type=Path, default=None, help="continue from a checkpoint")

@@ -117,7 +117,9 @@ class RecoveryConfig:
     n_steps
         Adam steps of the refinement (0 keeps the initialisation).
     batch_pairs
-        Pairs per step (half random, half nearest neighbours).
+        Pairs per step.
+    neighbour_fraction
+        Fraction of each batch drawn from nearest-neighbour pairs (the rest random).
     n_neighbours
         Nearest neighbours per particle by predicted distance.
     lr
@@ -131,8 +133,9 @@ class RecoveryConfig:
     init: str = "spectral"
     landmarks: int = 2000
     rounding_starts: int = 20
-    n_steps: int = 1500
+    n_steps: int = 500
     batch_pairs: int = 16384
+    neighbour_fraction: float = 0.1
     n_neighbours: int = 16
     lr: float = 0.01
     n_restarts: int = 2
@@ -286,12 +289,13 @@ def recover_orientations(
                 opt = torch.optim.Adam([q], lr=config.lr)
                 sched = torch.optim.lr_scheduler.CosineAnnealingLR(
                     opt, config.n_steps, eta_min=config.lr * 0.01)
-                half = config.batch_pairs // 2
+                n_nn = int(round(config.batch_pairs * config.neighbour_fraction))
+                n_rand = config.batch_pairs - n_nn
                 for step in range(config.n_steps):
-                    i1 = torch.randint(0, n, (half,), generator=gen)
-                    j1 = (i1 + torch.randint(1, n, (half,), generator=gen)) % n
-                    i2 = torch.randint(0, n, (half,), generator=gen)
-                    j2 = nn[i2, torch.randint(0, nn.shape[1], (half,), generator=gen)]
+                    i1 = torch.randint(0, n, (n_rand,), generator=gen)
+                    j1 = (i1 + torch.randint(1, n, (n_rand,), generator=gen)) % n
+                    i2 = torch.randint(0, n, (n_nn,), generator=gen)
+                    j2 = nn[i2, torch.randint(0, nn.shape[1], (n_nn,), generator=gen)]
                     i, j = torch.cat([i1, i2]), torch.cat([j1, j2])
                     loss = _loss_on(q, oracle, i, j)
                     opt.zero_grad()

@@ -23,15 +23,17 @@ class EncoderConfig:
     Attributes
     ----------
     working_box
-        Images are Fourier-cropped to this size before the network (pixels).
+        Images are Fourier-cropped to this size before the network (pixels). At low SNR
+        a small box is both faster and better (the high frequencies are mostly noise);
+        ``benchmarks/method.py`` compares working boxes.
     channels
         Output channels of each conv block (each block halves the image size).
     feature_dim
         Length of the feature vector.
     """
 
-    working_box: int = 32
-    channels: tuple[int, ...] = (32, 64, 128, 128)
+    working_box: int = 16
+    channels: tuple[int, ...] = (32, 64, 128)
     feature_dim: int = 64
 
     def to_dict(self) -> dict:

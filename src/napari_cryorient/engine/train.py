@@ -98,7 +98,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     val_fraction: float = 0.1
     val_pairs: int = 20000
-    patience: int = 6
+    patience: int = 12
     augment_inplane: bool = True
     seed: int = 0
     device: str = "auto"
