@@ -77,7 +77,9 @@ def test_fresh_noise_is_drawn_for_simulated_data(data):
     noise1 = x1 * std + mean - clean[idx1]
     noise2 = x2 * std + mean - clean[idx2]
     expected = float(np.mean(data.noise_std))
-    assert float(noise1.std()) == pytest.approx(expected, rel=0.1)
+    centre = (slice(None), slice(5, 11), slice(5, 11))  # inside the mask
+    noise1, noise2 = noise1[centre], noise2[centre]
+    assert float(noise1.std()) == pytest.approx(expected, rel=0.15)
     common = np.intersect1d(idx1.numpy(), idx2.numpy())
     if len(common):
         a = noise1[np.flatnonzero(idx1.numpy() == common[0])[0]]

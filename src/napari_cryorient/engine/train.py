@@ -236,8 +236,18 @@ def evaluate_distances(true_rad: np.ndarray, pred_rad: np.ndarray, bins: int = 3
                               hist, edges, t[sub], p[sub])
 
 
+def _circular_mask(w: int, dtype=torch.float32) -> torch.Tensor:
+    """`(w, w)` disc of radius ``w / 2`` about pixel ``w // 2`` with a 1-pixel cosine edge."""
+    g = torch.arange(w, dtype=dtype) - w // 2
+    r = torch.sqrt(g[:, None] ** 2 + g[None, :] ** 2)
+    edge = (r - (w / 2 - 1)).clamp(0, 1)
+    return 0.5 * (1 + torch.cos(torch.pi * edge))
+
+
 def _normalise(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    return (x - mean) / std
+    """Standardise with the data set's statistics and mask to a disc, so that in-plane
+    rotations (augmentation) never change what the network sees at the corners."""
+    return (x - mean) / std * _circular_mask(x.shape[-1], x.dtype).to(x.device)
 
 
 def _rotate_images(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
