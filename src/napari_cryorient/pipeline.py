@@ -24,7 +24,6 @@ from .engine.fsc import compare_with_reference, fourier_shell_correlation
 from .engine.jobs import Progress
 from .engine.reconstruct import reconstruct_volume
 from .engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
-from .engine.siamese import EncoderConfig
 from .engine.simulate import SimulationConfig, simulate_particles
 from .engine.train import DistanceTrainer, TrainConfig, compute_features, prepare_training_data
 from .engine.volumes import make_sample_volume, normalise_volume
@@ -81,7 +80,8 @@ class DemoConfig:
 def load_demo_volume(config: DemoConfig) -> tuple[torch.Tensor, float]:
     """The ground-truth map at ``config.box`` and its voxel size (Å)."""
     if config.volume is None:
-        return make_sample_volume(config.sample, config.box, config.pixel_size_a, config.seed), config.pixel_size_a
+        vol = make_sample_volume(config.sample, config.box, config.pixel_size_a, config.seed)
+        return vol, config.pixel_size_a
     data = read_map(config.volume)
     px = data.voxel_size_a or config.pixel_size_a
     if px is None:
@@ -183,10 +183,10 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
     rec_true = yield from _run(reconstruct_volume(noisy.images, clean.rotations, px, ctf=noisy.ctf,
                                                   ctf_correction=ctf_mode, half_maps=True,
                                                   seed=config.seed), "reconstruct", timings)
-    rec_ours = yield from _run(reconstruct_volume(noisy.images, so3.quaternion_to_matrix(harmless.quaternions),
-                                                  px, ctf=noisy.ctf, ctf_correction=ctf_mode,
-                                                  half_maps=True, seed=config.seed),
-                               "reconstruct", timings)
+    aligned_poses = so3.quaternion_to_matrix(harmless.quaternions)
+    rec_ours = yield from _run(reconstruct_volume(noisy.images, aligned_poses, px, ctf=noisy.ctf,
+                                                  ctf_correction=ctf_mode, half_maps=True,
+                                                  seed=config.seed), "reconstruct", timings)
     fsc_true = fourier_shell_correlation(rec_true.volume, vol.numpy(), px)
     fsc_ours = compare_with_reference(rec_ours.volume, vol, px)
     half_true = fourier_shell_correlation(*rec_true.half_maps, px)

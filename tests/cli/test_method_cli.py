@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import starfile
 import torch
@@ -99,12 +98,11 @@ def test_benchmark_recovery_exact(tmp_path):
 
 
 def test_demo_writes_every_output(tmp_path, monkeypatch):
-    from dataclasses import replace
 
+    from napari_cryorient import pipeline
     from napari_cryorient.engine.recover import RecoveryConfig
     from napari_cryorient.engine.siamese import EncoderConfig
     from napari_cryorient.engine.train import TrainConfig
-    from napari_cryorient import pipeline
 
     tiny = pipeline.DemoConfig(
         n_particles=150, box=32, pixel_size_a=4.0, snr_db=0.0,

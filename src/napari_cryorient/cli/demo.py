@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..engine import so3
-from ..engine.siamese import EncoderConfig
 from ..engine.volumes import SAMPLES
 from ..pipeline import DemoConfig, run_demo
 from ._common import add_device_arg, resolve_device, run_with_progress

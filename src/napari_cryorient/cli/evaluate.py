@@ -14,8 +14,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..engine import so3
 from ..engine.align import align_harmless, align_to_reference
 from ..io import atomic_path, read_particles

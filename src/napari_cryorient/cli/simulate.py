@@ -23,8 +23,7 @@ from ..engine import so3
 from ..engine.fourier import fourier_resize_volume
 from ..engine.simulate import SimulationConfig, noise_variance_from_snr_db, simulate_particles
 from ..engine.volumes import SAMPLES, make_sample_volume, normalise_volume
-from ..io import StackWriter, map_from_atomic_model, read_map, staged_outputs, write_map
-from ..io import write_particles
+from ..io import StackWriter, map_from_atomic_model, read_map, staged_outputs, write_map, write_particles
 from ..io.errors import InputError
 from ._common import add_device_arg, resolve_device, run_with_progress
 

@@ -13,8 +13,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

@@ -7,9 +7,9 @@ names the file and the problem.
 from .atomic import atomic_path
 from .atomic_model import map_from_atomic_model, read_atoms
 from .errors import InputError
-from .staging import staged_outputs
 from .mrc import MapData, StackData, StackWriter, check_finite, read_map, read_stack, write_map
 from .relion_star import ParticleStack, ParticleTable, read_particles, write_particles
+from .staging import staged_outputs
 
 __all__ = [
     "InputError",
@@ -25,7 +25,7 @@ __all__ = [
     "read_map",
     "read_particles",
     "read_stack",
-    "write_map",
     "staged_outputs",
+    "write_map",
     "write_particles",
 ]
