@@ -27,6 +27,11 @@ def machine() -> dict:
     }
 
 
+def machine_label(m: dict) -> str:
+    """Short description of a stored machine record for table rows."""
+    return f"{m['cpu_count']} CPU, torch {m['torch']}" + (f", {m['gpu']}" if m.get("gpu") else "")
+
+
 def save_json(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/NAME.json`` and return its path."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from napari_cryorient.engine.jobs import run_job
 from napari_cryorient.engine.siamese import EncoderConfig
 from napari_cryorient.pipeline import DemoConfig, run_demo
 
-from ._report import RESULTS, machine, save_json, update_docs_section
+from ._report import RESULTS, machine, machine_label, save_json, update_docs_section
 
 RIBOSOME = Path(__file__).resolve().parents[2] / "shared" / "data" / "volumes" / "clean70SRibosome_vol_65p.mrc"
 
@@ -89,8 +89,8 @@ def _write_table() -> None:
     ]
     for path in sorted(RESULTS.glob("method_*.json")):
         d = json.loads(path.read_text())
-        m, mm = d["metrics"], d["machine"]
-        where = f"{mm['cpu_count']} CPU" + (f", {mm['gpu']}" if mm["gpu"] else "")
+        m = d["metrics"]
+        where = machine_label(d["machine"])
         t = m["timings_s"]
         lines.append(
             f"| {d['case']} | {m['n_particles']} | {m['snr_db']} | {m['orientations']} | "

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ._report import machine, save_json, update_docs_section
+from ._report import machine, machine_label, save_json, update_docs_section
 
 CHILD = r"""
 import json, resource, sys, time, torch
@@ -99,8 +99,7 @@ def _write_table() -> None:
     ]
     for path in sorted(RESULTS.glob("reconstruct_memory_*.json")):
         d = json.loads(path.read_text())
-        m = d["machine"]
-        where = f"{m['cpu_count']} CPU, torch {m['torch']}" + (f", {m['gpu']}" if m["gpu"] else "")
+        where = machine_label(d["machine"])
         for r in d["rows"]:
             lines.append(
                 f"| {r['n']} | {r['box']} | {r['device']} | {r['stack_file_gib']:.2f} | "

@@ -26,7 +26,7 @@ from napari_cryorient.engine import (
     simulate_particles,
 )
 
-from ._report import RESULTS, machine, save_json, update_docs_section
+from ._report import RESULTS, machine, machine_label, save_json, update_docs_section
 
 CASES = {
     "clean": dict(snr_db=None),
@@ -80,8 +80,7 @@ def _write_table() -> None:
     ]
     for path in sorted(RESULTS.glob("reconstruct_quality_*.json")):
         d = json.loads(path.read_text())
-        m = d["machine"]
-        where = f"{m['cpu_count']} CPU, torch {m['torch']}" + (f", {m['gpu']}" if m["gpu"] else "")
+        where = machine_label(d["machine"])
         for r in d["rows"]:
             lines.append(
                 f"| {r['case']} | {r['n']} | {r['box']} | {r['nyquist_a']:.1f} | "

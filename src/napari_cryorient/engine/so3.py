@@ -139,21 +139,26 @@ def quaternion_to_matrix(quaternions: np.ndarray | torch.Tensor) -> np.ndarray:
     return m.reshape(*q.shape[:-1], 3, 3)
 
 
-def quaternion_multiply(q: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Hamilton product ``q ⊗ p`` of `(..., 4)` scalar-first quaternions.
+def quaternion_multiply(q, p):
+    """Hamilton product ``q ⊗ p`` of `(..., 4)` scalar-first quaternions (numpy or torch).
 
     ``R(q ⊗ p) = R(q) · R(p)``: right-multiplying every pose by a fixed ``p`` rotates the
     reference (harmless), left-multiplying changes the particle frames.
     """
-    q, p = np.broadcast_arrays(_as_numpy(q), _as_numpy(p))
-    w1, x1, y1, z1 = np.moveaxis(q, -1, 0)
-    w2, x2, y2, z2 = np.moveaxis(p, -1, 0)
-    return np.stack([
+    if isinstance(q, torch.Tensor) or isinstance(p, torch.Tensor):
+        q, p = torch.broadcast_tensors(torch.as_tensor(q), torch.as_tensor(p))
+        (w1, x1, y1, z1), (w2, x2, y2, z2) = q.unbind(-1), p.unbind(-1)
+        stack = torch.stack
+    else:
+        q, p = np.broadcast_arrays(_as_numpy(q), _as_numpy(p))
+        (w1, x1, y1, z1), (w2, x2, y2, z2) = np.moveaxis(q, -1, 0), np.moveaxis(p, -1, 0)
+        stack = np.stack
+    return stack([
         w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
         w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
         w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
         w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ], axis=-1)
+    ], -1)
 
 
 def quaternion_conjugate(q: np.ndarray) -> np.ndarray:

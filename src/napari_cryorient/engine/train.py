@@ -270,18 +270,6 @@ def _rotate_images(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return out[:, 0]
 
 
-def _quat_mul(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Hamilton product of `(..., 4)` scalar-first quaternions (torch)."""
-    w1, x1, y1, z1 = q.unbind(-1)
-    w2, x2, y2, z2 = p.unbind(-1)
-    return torch.stack([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ], dim=-1)
-
-
 @torch.no_grad()
 def compute_features(
     model: SiameseNet,
@@ -384,7 +372,7 @@ class DistanceTrainer:
             half = alpha / 2  # q_z(alpha) ⊗ q: R -> Rz(alpha) R
             qz = torch.stack([torch.cos(half), torch.zeros_like(half), torch.zeros_like(half),
                               torch.sin(half)], dim=-1)
-            q = _quat_mul(qz, q)
+            q = so3.quaternion_multiply(qz, q)
         if self.data.noise_std is not None:  # fresh noise at every step
             std = torch.as_tensor(self.data.noise_std[idx.numpy()])[:, None, None]
             x = x + std * torch.randn(x.shape, generator=self.gen)
