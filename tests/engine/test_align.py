@@ -44,3 +44,16 @@ def test_harmless_alignment_only_removes_the_right_factor(rng):
     # and the matrices say the same: R(q ⊗ h) = R(q) R(h)
     np.testing.assert_allclose(so3.quaternion_to_matrix(right),
                                so3.quaternion_to_matrix(q) @ so3.quaternion_to_matrix(h), atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_alignment_of_very_noisy_estimates_is_at_least_as_good_as_the_true_transform(seed):
+    rng = np.random.default_rng(seed)
+    q = so3.matrix_to_quaternion(so3.sample_uniform_so3(2000, rng))
+    noise = so3.matrix_to_quaternion(so3.rotvec_to_matrix(rng.normal(0, np.deg2rad(20), (2000, 3))))
+    g, h = _random_unit(rng), _random_unit(rng)
+    est = so3.quaternion_multiply(so3.quaternion_multiply(g, so3.quaternion_multiply(q, noise)), h)
+    undone = so3.quaternion_multiply(so3.quaternion_multiply(so3.quaternion_conjugate(g), est),
+                                     so3.quaternion_conjugate(h))
+    truth_transform_error = np.mean(np.rad2deg(so3.geodesic_distance(undone, q)))
+    assert align_to_reference(est, q).mean_deg <= truth_transform_error + 0.05

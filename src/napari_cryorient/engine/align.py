@@ -104,10 +104,30 @@ def _refine_mean_error(m: np.ndarray, q_est: np.ndarray, q_ref: np.ndarray, step
     return best_m
 
 
+def _closed_form_starts(q_est: np.ndarray, q_ref: np.ndarray) -> list[np.ndarray]:
+    """Starting maps ``M`` (aligned = q_est @ M) that undo a pure right or a pure left
+    factor, for the direct and the conjugate branch (each solved in closed form)."""
+    starts = []
+    conj = np.diag([1.0, -1.0, -1.0, -1.0])
+    for c in (np.eye(4), conj):
+        qe = q_est @ c
+        # right factor: qe ≈ q_ref ⊗ h  ->  aligned = qe ⊗ h̄
+        a = so3.quaternion_multiply(so3.quaternion_conjugate(q_ref), qe)
+        h = np.linalg.eigh(a.T @ a)[1][:, -1]
+        h_bar = so3.quaternion_conjugate(h)
+        starts.append(c @ np.stack([so3.quaternion_multiply(e, h_bar) for e in np.eye(4)]))
+        # left factor: qe ≈ g ⊗ q_ref  ->  aligned = ḡ ⊗ qe
+        b = so3.quaternion_multiply(qe, so3.quaternion_conjugate(q_ref))
+        g = np.linalg.eigh(b.T @ b)[1][:, -1]
+        g_bar = so3.quaternion_conjugate(g)
+        starts.append(c @ np.stack([so3.quaternion_multiply(g_bar, e) for e in np.eye(4)]))
+    return starts
+
+
 def align_to_reference(
     q_est: np.ndarray,
     q_ref: np.ndarray,
-    n_starts: int = 8,
+    n_starts: int = 16,
     seed: int = 0,
     max_iter: int = 100,
     refine_steps: int = 200,
@@ -115,9 +135,11 @@ def align_to_reference(
     """Best ``M ∈ O(4)`` mapping estimates onto references (whole ambiguity group).
 
     Maximises ``Σ |q_est_iᵀ M q_ref_i|`` by alternating the signs ``s_i`` and an
-    orthogonal Procrustes step ``M = polar(Σ s_i q_est_i q_ref_iᵀ)``, from the identity and
-    ``n_starts - 1`` random orthogonal starts (deterministic for a given ``seed``), then
-    refines the mean angular error by gradient descent on ``O(4)``.
+    orthogonal Procrustes step ``M = polar(Σ s_i q_est_i q_ref_iᵀ)``, from the identity, the
+    closed-form solutions for a pure right and a pure left factor on both branches, and
+    ``n_starts`` random orthogonal starts (deterministic for a given ``seed``); then refines
+    the mean angular error by gradient descent on ``O(4)``. (Alternation from the identity
+    alone gets stuck on noisy estimates — measured at -14 dB.)
 
     Parameters
     ----------
@@ -129,7 +151,8 @@ def align_to_reference(
     if q_est.shape != q_ref.shape:
         raise ValueError(f"shapes differ: {q_est.shape} vs {q_ref.shape}")
     rng = np.random.default_rng(seed)
-    starts = [np.eye(4)] + [_polar(rng.standard_normal((4, 4))) for _ in range(n_starts - 1)]
+    starts = [np.eye(4), *_closed_form_starts(q_est, q_ref)]
+    starts += [_polar(rng.standard_normal((4, 4))) for _ in range(n_starts)]
     best_score, best_m = -np.inf, np.eye(4)
     for m in starts:
         prev = -np.inf
