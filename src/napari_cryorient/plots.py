@@ -35,7 +35,7 @@ def plot_fsc(curves: dict[str, FSCResult], path: str | Path) -> None:
     """FSC curves (label → result) with the 0.143 and 0.5 thresholds."""
     plt, fig, ax = _figure()
     for label, f in curves.items():
-        ax.plot(f.frequency_inv_a, f.fsc,
+        ax.plot(f.frequency_inv_a[1:], f.fsc[1:],  # shell 0 (DC) is a single ±1 product
                 label=f"{label} ({f.resolution_05_a:.1f} Å @0.5, {f.resolution_0143_a:.1f} Å @0.143)")
     for t in (0.143, 0.5):
         ax.axhline(t, color="grey", lw=0.8, ls="--")
