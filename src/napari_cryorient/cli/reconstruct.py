@@ -39,13 +39,7 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args)
     table = read_particles(args.star)
     rotations = table.rotations()
-    if args.pixel_size is not None:
-        px = args.pixel_size
-    else:
-        try:
-            px = table.pixel_size
-        except InputError:
-            raise
+    px = args.pixel_size if args.pixel_size is not None else table.pixel_size
     images = table.images()
     ctf = table.ctf()
     if args.ctf_correction != "none" and ctf is None:

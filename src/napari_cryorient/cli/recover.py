@@ -55,17 +55,14 @@ def main(args: argparse.Namespace) -> int:
     config = replace(RecoveryConfig(), n_steps=args.steps, n_restarts=args.restarts, seed=args.seed)
     result = run_with_progress(recover_orientations(FeatureDistances(features), config), "recover")
     rotations = result.rotations
+    # one pixel size for the CTF of the common-line step and the output optics group
+    px = table.pixel_size if not np.all(np.isnan(table.pixel_size_a)) else 1.0
     if not args.no_resolve:
-        try:
-            px = table.pixel_size
-        except InputError:
-            px = 1.0
         amb = run_with_progress(resolve_ambiguity(images, rotations, ctf=table.ctf(), pixel_size_a=px,
                                                   seed=args.seed), "resolve")
         rotations = amb.apply(rotations)
         print(f"ambiguity: {'transposed' if amb.conjugate else 'direct'} branch, common-line score "
               f"{amb.score:.3f} (other branch {amb.runner_up_score:.3f})")
-    px = table.pixel_size if not np.all(np.isnan(table.pixel_size_a)) else 1.0
     write_particles(args.out, rotations, px, images.box, shifts_a=table.shifts_a(), ctf=table.ctf(),
                     template=table)
     print(f"wrote {args.out} ({len(table)} particles, recovery loss {result.loss:.4f} rad²)")
