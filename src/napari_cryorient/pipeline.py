@@ -24,6 +24,7 @@ from .engine.fsc import compare_with_reference, fourier_shell_correlation
 from .engine.jobs import Progress
 from .engine.reconstruct import reconstruct_volume
 from .engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
+from .engine.refine import RefineConfig, refine_orientations
 from .engine.simulate import SimulationConfig, simulate_particles
 from .engine.train import DistanceTrainer, TrainConfig, compute_features, prepare_training_data
 from .engine.volumes import make_sample_volume, normalise_volume
@@ -52,6 +53,8 @@ class DemoConfig:
         A map file (with ``pixel_size_a`` if its header has none) or a built-in sample.
     train, recovery
         Network training and recovery settings.
+    refine
+        Local projection-matching refinement after recovery (None: skip it).
     seed
         Seed of everything.
     """
@@ -66,6 +69,7 @@ class DemoConfig:
     sample: str = "pseudo-protein"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, steps_per_epoch=60))
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    refine: RefineConfig | None = field(default_factory=RefineConfig)
     seed: int = 0
 
     @classmethod
@@ -73,7 +77,8 @@ class DemoConfig:
         """A run that finishes in a few minutes on a 2-core CPU."""
         base = cls(n_particles=2000, snr_db=-6.0,
                    train=TrainConfig(epochs=30, steps_per_epoch=50),
-                   recovery=RecoveryConfig(n_restarts=1))
+                   recovery=RecoveryConfig(n_restarts=1),
+                   refine=RefineConfig(radii_deg=(12.0, 6.0, 3.0)))
         return replace(base, **changes)
 
 
@@ -125,7 +130,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
     ------
     Progress
         Stages ``simulate``, ``train``, ``features``, ``recover``, ``resolve``,
-        ``reconstruct``.
+        ``refine`` (when enabled), ``reconstruct``.
 
     Returns
     -------
@@ -171,12 +176,22 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
     amb = yield from _run(resolve_ambiguity(noisy.images, recovered.rotations, ctf=noisy.ctf,
                                             pixel_size_a=px, seed=config.seed), "resolve", timings)
     resolved = amb.apply(recovered.rotations)
-    resolved_q = so3.matrix_to_quaternion(resolved)
+
+    # --- local projection matching from the resolved poses (no truth used)
+    refinement = None
+    final = resolved
+    if config.refine is not None:
+        refinement = yield from _run(
+            refine_orientations(noisy.images, resolved, px, ctf=noisy.ctf,
+                                config=replace(config.refine, seed=config.seed)),
+            "refine", timings)
+        final = refinement.rotations
+    final_q = so3.matrix_to_quaternion(final)
 
     # --- errors against the truth
-    full = align_to_reference(recovered.quaternions, truth_q, seed=config.seed)
-    harmless = align_harmless(resolved_q, truth_q, allow_hand_flip=True)
-    full_after = align_to_reference(resolved_q, truth_q, seed=config.seed)
+    recovered_only = align_to_reference(recovered.quaternions, truth_q, seed=config.seed)
+    full = align_to_reference(final_q, truth_q, seed=config.seed)
+    harmless = align_harmless(final_q, truth_q, allow_hand_flip=True)
 
     # --- reconstructions from the noisy images
     ctf_mode = "wiener" if config.ctf else "none"
@@ -200,7 +215,11 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
         "orientation_error_mean_deg": full.mean_deg,
         "orientation_error_median_deg": full.median_deg,
         "orientation_error_p90_deg": full.p90_deg,
-        "orientation_error_after_resolution_mean_deg": full_after.mean_deg,
+        "orientation_error_recovered_mean_deg": recovered_only.mean_deg,
+        "orientation_error_recovered_median_deg": recovered_only.median_deg,
+        "orientation_error_recovered_p90_deg": recovered_only.p90_deg,
+        "refined": refinement is not None,
+        "refinement": refinement.history if refinement is not None else [],
         "orientation_error_harmless_only_mean_deg": harmless.mean_deg,
         "orientation_error_harmless_only_median_deg": harmless.median_deg,
         "orientation_error_harmless_only_p90_deg": harmless.p90_deg,
@@ -230,7 +249,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
         stack = stage / "particles.mrcs"
         write_particles(stage / "particles_true.star", clean.rotations, px, box, stack=stack,
                         ctf=noisy.ctf)
-        write_particles(stage / "recovered.star", resolved, px, box, stack=stack, ctf=noisy.ctf)
+        write_particles(stage / "recovered.star", final, px, box, stack=stack, ctf=noisy.ctf)
         write_particles(stage / "aligned.star", so3.quaternion_to_matrix(full.quaternions), px, box,
                         stack=stack, ctf=noisy.ctf)
         write_map(stage / "volume_truth.mrc", vol.numpy(), px)
@@ -239,8 +258,11 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
         np.save(stage / "orientation_errors_deg.npy", full.errors_deg)
         plots.plot_losses(trainer.history, stage / "loss_curves.png", recovered.history)
         plots.plot_distances(evaluation, stage / "distances.png")
-        plots.plot_errors({"after O(4) alignment": full.errors_deg,
-                           "resolved from images, harmless alignment": harmless.errors_deg},
+        errors = {"after O(4) alignment": full.errors_deg,
+                  "resolved from images, harmless alignment": harmless.errors_deg}
+        if refinement is not None:
+            errors = {"recovered, before refinement (O(4))": recovered_only.errors_deg, **errors}
+        plots.plot_errors(errors,
                           stage / "orientation_errors.png")
         plots.plot_fsc({"true poses": fsc_true, "recovered poses": fsc_ours.best},
                        stage / "fsc.png")

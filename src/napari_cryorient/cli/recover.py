@@ -2,10 +2,12 @@
 
 Predicts distances between all particles (features of each image), finds orientations
 that match them, resolves the projection-geometry ambiguity from the images (common
-lines), and writes a STAR file with the recovered angles (other columns kept).
+lines), refines the poses locally by projection matching against gold-standard half-maps,
+and writes a STAR file with the recovered angles (other columns kept).
 
 examples:
   cryorient recover --star particles.star --model model.pt --out recovered.star
+  cryorient recover --star particles.star --model model.pt --out raw.star --no-refine
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from ..engine.ambiguity import resolve_ambiguity
 from ..engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
+from ..engine.refine import RefineConfig, refine_orientations
 from ..engine.train import compute_features, prepare_training_data
 from ..io import read_particles, write_particles
 from ..io.errors import InputError
@@ -33,9 +36,25 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=RecoveryConfig.n_steps)
     parser.add_argument("--restarts", type=int, default=RecoveryConfig.n_restarts)
     parser.add_argument("--no-resolve", action="store_true",
-                        help="skip resolving the ambiguity from the images")
+                        help="skip resolving the ambiguity from the images (and the refinement)")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="skip the local projection-matching refinement")
+    parser.add_argument("--refine-radii", type=_radii, default=RefineConfig.radii_deg,
+                        metavar="DEG,DEG,...",
+                        help="search radius of each refinement iteration in degrees "
+                             "(default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     add_device_arg(parser)
+
+
+def _radii(text: str) -> tuple[float, ...]:
+    try:
+        radii = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected degrees separated by commas, got {text!r}") from None
+    if not radii or any(not (0 < r <= 90) for r in radii):
+        raise argparse.ArgumentTypeError(f"radii must be in (0, 90] degrees, got {text!r}")
+    return radii
 
 
 def main(args: argparse.Namespace) -> int:
@@ -63,6 +82,15 @@ def main(args: argparse.Namespace) -> int:
         rotations = amb.apply(rotations)
         print(f"ambiguity: {'transposed' if amb.conjugate else 'direct'} branch, common-line score "
               f"{amb.score:.3f} (other branch {amb.runner_up_score:.3f})")
+        if not args.no_refine:
+            config = RefineConfig(radii_deg=args.refine_radii, seed=args.seed)
+            refined = run_with_progress(
+                refine_orientations(images, rotations, px, shifts_a=table.shifts_a(), ctf=table.ctf(),
+                                    config=config, device=device), "refine")
+            rotations = refined.rotations
+            last = refined.history[-1]
+            print(f"refinement: half-map resolution {last['resolution_a']:.1f} Å, last iteration "
+                  f"moved poses by {last['mean_change_deg']:.1f}° on average")
     write_particles(args.out, rotations, px, images.box, shifts_a=table.shifts_a(), ctf=table.ctf(),
                     template=table)
     print(f"wrote {args.out} ({len(table)} particles, recovery loss {result.loss:.4f} rad²)")

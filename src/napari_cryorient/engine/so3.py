@@ -206,10 +206,17 @@ def geodesic_distance(
 
 
 def relative_angle_deg(r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
-    """Angle in degrees of ``R1^T R2`` for `(..., 3, 3)` matrices (per-pair pose error)."""
+    """Angle in degrees of ``R1^T R2`` for `(..., 3, 3)` matrices (per-pair pose error).
+
+    Computed as ``2 atan2(sin(θ/2), cos(θ/2))`` with ``sin(θ/2) = ‖R1 − R2‖_F / (2√2)`` and
+    ``cos(θ/2) = √(1 + tr(R1^T R2)) / 2``, accurate also for tiny angles (where ``arccos`` of
+    the trace loses half the digits).
+    """
     r1, r2 = _as_numpy(r1), _as_numpy(r2)
     trace = np.einsum("...ji,...ji->...", r1, r2)
-    return np.rad2deg(np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0)))
+    half_sin = np.sqrt(np.sum((r1 - r2) ** 2, axis=(-2, -1))) / (2.0 * np.sqrt(2.0))
+    half_cos = np.sqrt(np.clip(1.0 + trace, 0.0, None)) / 2.0
+    return np.rad2deg(2.0 * np.arctan2(half_sin, half_cos))
 
 
 def viewing_directions(matrices: np.ndarray) -> np.ndarray:

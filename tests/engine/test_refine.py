@@ -1,0 +1,108 @@
+"""Local projection-matching refinement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cryorient.engine import so3
+from napari_cryorient.engine.jobs import Progress, run_job
+from napari_cryorient.engine.projector import FourierProjector
+from napari_cryorient.engine.refine import (
+    RefineConfig,
+    _Matcher,
+    local_rotation_grid,
+    refine_orientations,
+)
+from napari_cryorient.engine.simulate import SimulationConfig, simulate_particles
+from napari_cryorient.engine.volumes import make_sample_volume
+
+
+@pytest.fixture(scope="module")
+def volume():
+    return make_sample_volume("pseudo-protein", 32, 4.0, 0)
+
+
+def _perturb(rotations: np.ndarray, angle_deg: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    axis = rng.normal(size=(len(rotations), 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    return so3.rotvec_to_matrix(axis * np.deg2rad(angle_deg)) @ rotations
+
+
+def test_local_grid_is_a_ball_of_rotations_starting_at_identity():
+    grid = local_rotation_grid(10.0, 2)
+    assert grid.shape == (33, 3, 3)
+    np.testing.assert_allclose(grid[0], np.eye(3), atol=1e-12)
+    angles = so3.relative_angle_deg(np.eye(3)[None], grid)
+    assert angles.max() == pytest.approx(10.0, abs=1e-6)
+    # lattice spacing: the nearest non-identity rotations are radius / steps away
+    assert np.sort(angles)[1] == pytest.approx(5.0, abs=1e-6)
+    assert np.allclose(np.linalg.det(grid), 1.0)
+    assert len(local_rotation_grid(10.0, 3)) == 123
+
+
+def test_matcher_slices_equal_the_projector(volume):
+    matcher = _Matcher(volume, 0.3, 2.0, torch.device("cpu"))
+    rot = torch.from_numpy(so3.sample_uniform_so3(12, np.random.default_rng(3))).float()
+    ours = matcher.slices(rot)
+    ref = FourierProjector(volume, pad_factor=2.0).project_rfft(rot)[..., matcher.mask]
+    assert torch.allclose(ours, ref, atol=1e-4 * ref.abs().max().item())
+
+
+def test_matching_prefers_the_true_pose_of_a_clean_image(volume):
+    rot = so3.sample_uniform_so3(6, np.random.default_rng(5))
+    images = FourierProjector(volume).project(torch.from_numpy(rot).float())
+    matcher = _Matcher(volume, 0.4, 2.0, torch.device("cpu"))
+    p = matcher.p
+    pad = (p - 32) // 2
+    x = torch.fft.fftshift(torch.fft.rfft2(torch.fft.ifftshift(
+        torch.nn.functional.pad(images, [pad] * 4), dim=(-2, -1))), dim=(-2,))
+    grid = torch.from_numpy(local_rotation_grid(6.0, 2)).float()
+    # the true pose among its neighbours 3° apart scores highest on a clean image
+    cand = grid[None] @ torch.from_numpy(rot).float()[:, None]
+    assert (matcher.scores(x, None, cand).argmax(1) == 0).all()
+    # and from a start 6° off, the best candidate is within a grid step of the truth
+    start = torch.from_numpy(_perturb(rot, 6.0, 1)).float()
+    cand = grid[None] @ start[:, None]
+    best = matcher.scores(x, None, cand).argmax(1)
+    err_best = so3.relative_angle_deg(cand[torch.arange(6), best].double().numpy(), rot)
+    assert (err_best < 6.0).all()
+
+
+@pytest.mark.parametrize("ctf", [False, True])
+def test_refinement_reduces_orientation_errors(volume, ctf):
+    sim = run_job(simulate_particles(volume, 4.0, SimulationConfig(
+        n_particles=400, seed=2, snr_db=0.0, ctf=ctf, defocus_range_um=(0.8, 1.5),
+        shift_std_a=6.0 if ctf else 0.0)))
+    start = _perturb(sim.rotations, 8.0, 4)
+    events = []
+    result = run_job(refine_orientations(sim.images, start, 4.0, shifts_a=sim.shifts_a,
+                                         ctf=sim.ctf if ctf else None,
+                                         config=RefineConfig(radii_deg=(8.0, 4.0, 2.0))),
+                     events.append)
+    before = so3.relative_angle_deg(start, sim.rotations).mean()
+    after = so3.relative_angle_deg(result.rotations, sim.rotations).mean()
+    assert before == pytest.approx(8.0)
+    assert after < 0.65 * before
+    assert len(result.history) == 3
+    assert all(isinstance(e, Progress) and e.stage == "refine" for e in events)
+    assert events[-1].done == events[-1].total
+    assert np.allclose(result.rotations.transpose(0, 2, 1) @ result.rotations, np.eye(3), atol=1e-6)
+    assert set(np.unique(result.half_assignment)) == {0, 1}
+
+
+def test_refinement_rejects_bad_input(volume):
+    images = np.zeros((4, 32, 32), np.float32)
+    rot = np.repeat(np.eye(3)[None], 4, 0)
+    with pytest.raises(ValueError, match="images but"):
+        run_job(refine_orientations(images[:3], rot, 1.0))
+    with pytest.raises(ValueError, match="radius"):
+        run_job(refine_orientations(images, rot, 1.0, config=RefineConfig(radii_deg=())))
+    with pytest.raises(ValueError, match="radii"):
+        run_job(refine_orientations(images, rot, 1.0, config=RefineConfig(radii_deg=(120.0,))))
+    bad = images.copy()
+    bad[1, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        run_job(refine_orientations(bad, rot, 1.0))
