@@ -24,6 +24,8 @@ COMMANDS = {
     "train": "train",
     "recover": "recover",
     "evaluate": "evaluate",
+    "convert": "convert",
+    "preprocess": "preprocess",
     "demo": "demo",
     "benchmark": "benchmark",
 }

@@ -1,4 +1,5 @@
-"""Files to engine types and back: MRC/MRCS maps and stacks, RELION STAR, atomic models.
+"""Files to engine types and back: MRC/MRCS maps and stacks, RELION STAR, cryoSPARC
+``.cs``, cryoDRGN pickles, atomic models.
 
 No napari and no Qt here. Every reader raises :class:`InputError` with a message that
 names the file and the problem.
@@ -6,12 +7,22 @@ names the file and the problem.
 
 from .atomic import atomic_path
 from .atomic_model import map_from_atomic_model, read_atoms
+from .cryodrgn import (
+    read_cryodrgn,
+    read_cryodrgn_ctf,
+    read_cryodrgn_poses,
+    write_cryodrgn_ctf,
+    write_cryodrgn_poses,
+)
+from .cryosparc import read_cryosparc
 from .errors import InputError
 from .mrc import MapData, StackData, StackWriter, check_finite, read_map, read_stack, write_map
+from .particles import PARTICLE_SUFFIXES, read_particle_file
 from .relion_star import ParticleStack, ParticleTable, read_particles, write_particles
 from .staging import staged_outputs
 
 __all__ = [
+    "PARTICLE_SUFFIXES",
     "InputError",
     "MapData",
     "ParticleStack",
@@ -22,10 +33,17 @@ __all__ = [
     "check_finite",
     "map_from_atomic_model",
     "read_atoms",
+    "read_cryodrgn",
+    "read_cryodrgn_ctf",
+    "read_cryodrgn_poses",
+    "read_cryosparc",
     "read_map",
+    "read_particle_file",
     "read_particles",
     "read_stack",
     "staged_outputs",
+    "write_cryodrgn_ctf",
+    "write_cryodrgn_poses",
     "write_map",
     "write_particles",
 ]

@@ -60,7 +60,9 @@ def _open_mmap(path: Path):
             warnings.simplefilter("ignore")
             mrc = mrcfile.mmap(path, mode="r", permissive=False)
     except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"not a valid MRC file ({err})", path) from err
+        mrc = _open_legacy(path)
+        if mrc is None:
+            raise InputError(f"not a valid MRC file ({err})", path) from err
     if mrc.data is None:
         mrc.close()
         raise InputError("MRC file holds no data", path)
@@ -68,6 +70,32 @@ def _open_mmap(path: Path):
     if mode not in _REAL_MODES:
         mrc.close()
         raise InputError(f"unsupported MRC mode {mode} (complex or packed data)", path)
+    return mrc
+
+
+def _open_legacy(path: Path):
+    """Open an MRC file without the ``MAP`` identifier (older writers, e.g. some RELION
+    stacks) when its header is otherwise consistent: a real data mode, positive sizes and a
+    file size that is exactly header + extended header + data. None otherwise."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mrc = mrcfile.mmap(path, mode="r", permissive=True)
+    except (ValueError, OSError, EOFError):
+        return None
+    h = mrc.header
+    try:
+        mode = int(h.mode)
+        dims = [int(h.nx), int(h.ny), int(h.nz)]
+        item = np.dtype(mrcfile.utils.data_dtype_from_header(h)).itemsize
+        expected = 1024 + int(h.nsymbt) + item * dims[0] * dims[1] * dims[2]
+        ok = (mode in _REAL_MODES and min(dims) > 0 and mrc.data is not None
+              and expected == path.stat().st_size)
+    except Exception:  # any inconsistency in a header we could not validate strictly
+        ok = False
+    if not ok:
+        mrc.close()
+        return None
     return mrc
 
 

@@ -28,7 +28,7 @@ from .atomic import atomic_path
 from .errors import InputError
 from .mrc import check_finite, read_stack
 
-__all__ = ["ParticleStack", "ParticleTable", "read_particles", "write_particles"]
+__all__ = ["ParticleStack", "ParticleTable", "read_particles", "table_from_blocks", "write_particles"]
 
 ANGLE_COLUMNS = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 _CTF_DEFAULTS = {
@@ -265,6 +265,17 @@ def read_particles(path: str | Path) -> ParticleTable:
     if len(particles) == 0:
         raise InputError("the particle table has no rows", path)
 
+    return table_from_blocks(particles, optics, path)
+
+
+def table_from_blocks(particles: pd.DataFrame, optics: pd.DataFrame | None, path: Path) -> ParticleTable:
+    """A :class:`ParticleTable` from a RELION particle block and optional optics block.
+
+    Used by the STAR reader and by the readers of other formats, which translate their
+    files into RELION columns. ``path`` is the file the table came from (error messages,
+    and the folder that relative image paths start from).
+    """
+    particles = particles.copy()
     merged: list[str] = []
     if optics is not None and "rlnOpticsGroup" in optics:
         if "rlnOpticsGroup" not in particles:
@@ -288,7 +299,7 @@ def read_particles(path: str | Path) -> ParticleTable:
                  / particles["rlnMagnification"].to_numpy(dtype=np.float64))
     else:
         pixel = np.full(n, np.nan)
-    return ParticleTable(particles.reset_index(drop=True), optics, path, pixel, merged)
+    return ParticleTable(particles.reset_index(drop=True), optics, Path(path), pixel, merged)
 
 
 def _relative_image_names(indices: np.ndarray, stack: Path, star_dir: Path) -> list[str]:
@@ -298,7 +309,7 @@ def _relative_image_names(indices: np.ndarray, stack: Path, star_dir: Path) -> l
 
 def write_particles(
     path: str | Path,
-    rotations: np.ndarray,
+    rotations: np.ndarray | None,
     pixel_size_a: float,
     box: int,
     stack: str | Path | None = None,
@@ -317,7 +328,8 @@ def write_particles(
     path
         Output STAR file.
     rotations
-        `(n, 3, 3)` poses, written as ``rlnAngleRot/Tilt/Psi`` (degrees).
+        `(n, 3, 3)` poses, written as ``rlnAngleRot/Tilt/Psi`` (degrees); None to write
+        no poses (then ``template`` is required and its angle columns are kept as they are).
     pixel_size_a, box
         Pixel size (Å) and image size of the optics group.
     stack
@@ -337,9 +349,14 @@ def write_particles(
         Optics values used when neither ``ctf`` nor ``template`` gives them.
     """
     path = Path(path)
-    rotations = np.asarray(rotations, dtype=np.float64)
-    n = len(rotations)
-    euler = so3.matrix_to_euler_relion(rotations)
+    if rotations is None:
+        if template is None:
+            raise ValueError("write_particles needs rotations or a template")
+        n, euler = len(template), None
+    else:
+        rotations = np.asarray(rotations, dtype=np.float64)
+        n = len(rotations)
+        euler = so3.matrix_to_euler_relion(rotations)
     shifts = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
 
     if template is not None:
@@ -372,10 +389,12 @@ def write_particles(
         particles["rlnOpticsGroup"] = 1
     if "rlnImageName" not in particles and stack is not None:
         particles["rlnImageName"] = _relative_image_names(np.arange(n), Path(stack), path.parent)
-    for col, values in zip(ANGLE_COLUMNS, euler.T, strict=True):
-        particles[col] = values
-    particles["rlnOriginXAngst"] = shifts[:, 0]
-    particles["rlnOriginYAngst"] = shifts[:, 1]
+    if euler is not None:
+        for col, values in zip(ANGLE_COLUMNS, euler.T, strict=True):
+            particles[col] = values
+    if euler is not None or shifts_a is not None:
+        particles["rlnOriginXAngst"] = shifts[:, 0]
+        particles["rlnOriginYAngst"] = shifts[:, 1]
     if ctf is not None:
         particles["rlnDefocusU"] = ctf.defocus_u_a
         particles["rlnDefocusV"] = ctf.defocus_v_a
