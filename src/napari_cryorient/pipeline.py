@@ -67,7 +67,7 @@ class DemoConfig:
     ctf: bool = False
     volume: Path | None = None
     sample: str = "pseudo-protein"
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, steps_per_epoch=60))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=120, steps_per_epoch=60))
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     refine: RefineConfig | None = field(default_factory=RefineConfig)
     seed: int = 0

@@ -27,6 +27,7 @@ COMMANDS = {
     "convert": "convert",
     "preprocess": "preprocess",
     "demo": "demo",
+    "gui": "gui",
     "benchmark": "benchmark",
 }
 

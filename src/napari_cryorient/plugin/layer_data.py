@@ -1,0 +1,105 @@
+"""Engine results as napari layer data, and back. No Qt, no viewer.
+
+Poses are shown as Points on a sphere: particle ``i`` sits at ``radius · v_i`` where
+``v_i`` is its viewing direction in the reference frame (third row of ``R_i``); napari
+coordinates are ``(z, y, x)``. The layer's features carry ``index``, RELION angles
+``rot``, ``tilt``, ``psi`` (degrees) and, when known, ``error_deg``; the pose is read back
+from the angles, so a Points layer is enough to export a STAR file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..engine import so3
+
+__all__ = [
+    "SPHERE_RADIUS",
+    "image_layer_data",
+    "pose_points_layer_data",
+    "rotations_from_features",
+    "stack_layer_data",
+]
+
+#: radius of the pose sphere in display units
+SPHERE_RADIUS = 50.0
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def pose_features(rotations: np.ndarray, errors_deg: np.ndarray | None = None) -> pd.DataFrame:
+    """Features table of a pose layer (see the module docstring)."""
+    euler = so3.matrix_to_euler_relion(rotations)
+    f = pd.DataFrame({"index": np.arange(len(rotations)), "rot": euler[:, 0], "tilt": euler[:, 1],
+                      "psi": euler[:, 2]})
+    if errors_deg is not None:
+        f["error_deg"] = np.asarray(errors_deg, dtype=np.float64)
+    return f
+
+
+def pose_points_layer_data(
+    rotations: np.ndarray,
+    errors_deg: np.ndarray | None = None,
+    name: str = "poses",
+    pixel_size_a: float | None = None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> LayerData:
+    """Points on the sphere of viewing directions, one per particle.
+
+    Parameters
+    ----------
+    rotations
+        `(n, 3, 3)` poses (package convention).
+    errors_deg
+        `(n,)` angular error per particle (colours the points), or None.
+    name
+        Layer name.
+    pixel_size_a
+        Pixel size of the particles (kept in the metadata for the STAR writer).
+    """
+    rotations = np.asarray(rotations, dtype=np.float64)
+    v = so3.viewing_directions(rotations)  # (n, 3) xyz
+    coords = SPHERE_RADIUS * v[:, ::-1]  # napari (z, y, x)
+    features = pose_features(rotations, errors_deg)
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "features": features,
+        "size": 2.0,
+        "shading": "spherical",
+        "border_width": 0,
+        "metadata": {"pixel_size_a": pixel_size_a, **(extra_metadata or {})},
+    }
+    if errors_deg is not None:
+        kwargs["face_color"] = "error_deg"
+        kwargs["face_colormap"] = "plasma"
+        kwargs["face_contrast_limits"] = (0.0, max(1.0, float(np.percentile(errors_deg, 95))))
+    return coords, kwargs, "points"
+
+
+def rotations_from_features(features: pd.DataFrame) -> np.ndarray:
+    """`(n, 3, 3)` poses from a pose layer's ``rot``, ``tilt``, ``psi`` features."""
+    missing = [c for c in ("rot", "tilt", "psi") if c not in features]
+    if missing:
+        raise ValueError(f"the layer has no pose features ({', '.join(missing)} missing)")
+    return so3.euler_relion_to_matrix(features[["rot", "tilt", "psi"]].to_numpy(dtype=np.float64))
+
+
+def image_layer_data(volume: np.ndarray, pixel_size_a: float | None, name: str,
+                     **kwargs: Any) -> LayerData:
+    """A 3D map as an Image layer in Å (``scale`` = voxel size)."""
+    px = float(pixel_size_a) if pixel_size_a else 1.0
+    meta = {"pixel_size_a": pixel_size_a}
+    return (np.asarray(volume, dtype=np.float32),
+            {"name": name, "scale": (px, px, px), "units": "angstrom", "metadata": meta, **kwargs},
+            "image")
+
+
+def stack_layer_data(images: np.ndarray, pixel_size_a: float | None, name: str,
+                     **kwargs: Any) -> LayerData:
+    """A particle stack `(n, h, w)` as an Image layer (first axis: particle index)."""
+    px = float(pixel_size_a) if pixel_size_a else 1.0
+    return (images, {"name": name, "scale": (1.0, px, px), "metadata": {"pixel_size_a": pixel_size_a},
+                     "axis_labels": ("particle", "y", "x"), **kwargs}, "image")

@@ -1,0 +1,92 @@
+"""The common frame of a job widget: a settings form, Start/Stop, a status line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magicgui.widgets import Container, PushButton
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..engine.jobs import Progress
+from ..io.errors import InputError
+from ._jobs import JobRunner
+from ._session import get_session
+from ._settings import load_settings, save_settings
+
+__all__ = ["JobWidget"]
+
+
+class JobWidget(QWidget):
+    """Base class: subclasses fill ``self.form`` and implement :meth:`make_job` and
+    :meth:`on_result` (and optionally :meth:`on_event`)."""
+
+    section = "job"
+    title = "Job"
+
+    def __init__(self, napari_viewer: Any, form: Container, start_text: str = "Start") -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = get_session(napari_viewer)
+        self.form = form
+        load_settings(self.section, form)
+        self.start_button = PushButton(text=start_text)
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        self.buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal",
+                                 labels=False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.buttons.native)
+        layout.addWidget(self.status)
+        self.runner = JobRunner(self.title, on_event=self.on_event, on_result=self._result,
+                                on_finished=self._finished)
+        runner = self.runner
+        self.destroyed.connect(lambda *_: runner.stop())
+
+    # --- for subclasses
+    def make_job(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_event(self, event: Progress) -> None:
+        self.status.setText(f"{event.stage}: {event.done}/{event.total} {event.message}")
+
+    def on_result(self, result: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- machinery
+    def start(self) -> None:
+        """Validate the settings, save them, and start the job."""
+        if self.runner.running:
+            return
+        try:
+            factory = self.make_job()
+        except (InputError, ValueError) as err:
+            show_error(f"{self.title}: {err}")
+            return
+        save_settings(self.section, self.form)
+        self.start_button.enabled = False
+        self.stop_button.enabled = True
+        self.status.setText("running…")
+        self.runner.start(factory)
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+    def _result(self, result: Any) -> None:
+        self.on_result(result)
+
+    def _finished(self) -> None:
+        self.start_button.enabled = True
+        self.stop_button.enabled = False
+        if self.runner.error:
+            self.status.setText(f"failed: {self.runner.error}")
+        elif self.runner.stopped:
+            self.status.setText("stopped")
+
+    def closeEvent(self, event) -> None:
+        self.runner.stop()
+        super().closeEvent(event)

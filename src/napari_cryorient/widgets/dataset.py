@@ -1,0 +1,178 @@
+"""Dataset widget: simulate particles from a map (the sample or an Image layer), or use an
+opened particle stack (and its poses as the truth)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from napari.layers import Image, Points
+
+from ..engine.fourier import fourier_resize_volume
+from ..engine.simulate import SimulationConfig, simulate_particles
+from ..engine.volumes import make_sample_volume, normalise_volume
+from ..plugin.layer_data import image_layer_data, pose_points_layer_data, rotations_from_features
+from ._base import JobWidget
+from ._session import Dataset
+
+__all__ = ["DatasetWidget"]
+
+SAMPLE = "built-in pseudo-protein"
+
+
+class DatasetWidget(JobWidget):
+    """Simulate a particle set (adds ``projections`` and ``ground truth`` layers) or adopt
+    opened layers as the data set."""
+
+    section = "dataset"
+    title = "Simulate particles"
+
+    def __init__(self, napari_viewer: Any) -> None:
+        self.source = ComboBox(name="source", label="source",
+                               choices=["simulate", "use opened layers"], value="simulate")
+        self.volume = ComboBox(name="volume", label="map", choices=self._volume_choices)
+        self.n = SpinBox(name="n", label="particles", min=10, max=1_000_000, value=2000, step=100)
+        self.box = SpinBox(name="box", label="box (px)", min=16, max=512, value=64, step=2)
+        self.pixel = FloatSpinBox(name="pixel_size", label="pixel size (Å)", min=0.1, max=50.0, value=2.0,
+                                  step=0.1)
+        self.orient = ComboBox(name="orientations", label="orientations",
+                               choices=["uniform", "euler", "preferred"], value="uniform")
+        self.noisy = CheckBox(name="noisy", label="add noise", value=True)
+        self.snr = FloatSpinBox(name="snr_db", label="SNR (dB)", min=-30.0, max=30.0, value=-6.0, step=1.0)
+        self.shift = FloatSpinBox(name="shift_a", label="shift σ (Å)", min=0.0, max=100.0, value=0.0)
+        self.ctf = CheckBox(name="ctf", label="CTF", value=False)
+        self.df_min = FloatSpinBox(name="defocus_min", label="defocus min (µm)", min=0.1, max=10.0, value=1.0)
+        self.df_max = FloatSpinBox(name="defocus_max", label="defocus max (µm)", min=0.1, max=10.0, value=2.5)
+        self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
+        self.stack = ComboBox(name="stack", label="particle stack", choices=self._stack_choices)
+        self.poses = ComboBox(name="poses", label="true poses", choices=self._pose_choices, nullable=True)
+        form = Container(widgets=[self.source, self.volume, self.n, self.box, self.pixel, self.orient,
+                                  self.noisy, self.snr, self.shift, self.ctf, self.df_min, self.df_max,
+                                  self.seed, self.stack, self.poses])
+        self._viewer_ref = napari_viewer
+        super().__init__(napari_viewer, form, start_text="Make data set")
+        self.source.changed.connect(self._update_visibility)
+        self._update_visibility()
+        napari_viewer.layers.events.inserted.connect(lambda *_: form.reset_choices())
+        napari_viewer.layers.events.removed.connect(lambda *_: form.reset_choices())
+        form.reset_choices()
+
+    # --- choices
+    def _volume_choices(self, *_: Any) -> list:
+        layers = [(layer.name, layer) for layer in self._viewer_ref.layers
+                  if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
+                  and len(set(layer.data.shape)) == 1]
+        return [(SAMPLE, SAMPLE), *layers]
+
+    def _stack_choices(self, *_: Any) -> list:
+        return [(layer.name, layer) for layer in self._viewer_ref.layers
+                if isinstance(layer, Image) and layer.ndim == 3 and layer.data.shape[-1] == layer.data.shape[-2]]
+
+    def _pose_choices(self, *_: Any) -> list:
+        return [(layer.name, layer) for layer in self._viewer_ref.layers
+                if isinstance(layer, Points) and "rot" in layer.features]
+
+    def _update_visibility(self, *_: Any) -> None:
+        sim = self.source.value == "simulate"
+        for w in (self.volume, self.n, self.box, self.pixel, self.orient, self.noisy, self.snr, self.shift,
+                  self.ctf, self.df_min, self.df_max, self.seed):
+            w.visible = sim
+        self.stack.visible = self.poses.visible = not sim
+        self.start_button.text = "Make data set" if sim else "Use these layers"
+
+    # --- job
+    def _volume(self) -> tuple[torch.Tensor, float]:
+        choice = self.volume.value
+        box, px = self.box.value, self.pixel.value
+        if choice == SAMPLE or choice is None:
+            return make_sample_volume("pseudo-protein", box, px, self.seed.value), px
+        data = np.asarray(choice.data, dtype=np.float32)
+        layer_px = float((choice.metadata or {}).get("pixel_size_a") or choice.scale[-1])
+        vol = normalise_volume(torch.from_numpy(data))
+        if vol.shape[-1] != box:
+            vol = fourier_resize_volume(vol, box)
+        return vol, layer_px * data.shape[-1] / box
+
+    def start(self) -> None:
+        if self.source.value != "simulate":
+            self._adopt_layers()
+            return
+        super().start()
+
+    def make_job(self):
+        if self.df_min.value > self.df_max.value:
+            raise ValueError("defocus min is larger than defocus max")
+        vol, px = self._volume()
+        cfg = SimulationConfig(n_particles=self.n.value, orientations=self.orient.value,
+                               shift_std_a=self.shift.value, ctf=self.ctf.value,
+                               defocus_range_um=(self.df_min.value, self.df_max.value), seed=self.seed.value)
+        cfg.validate()
+        noisy = self.noisy.value
+        snr = self.snr.value
+
+        def job():
+            clean = yield from simulate_particles(vol, px, cfg)
+            result = clean
+            if noisy:
+                result = yield from simulate_particles(vol, px, replace(cfg, snr_db=snr))
+            return clean, result, vol.numpy(), px
+
+        return job
+
+    def on_result(self, result: Any) -> None:
+        clean, noisy, vol, px = result
+        has_noise = noisy is not clean
+        ds = Dataset(images=noisy.images, pixel_size_a=px, truth=clean.rotations,
+                     clean=clean.images if has_noise else None,
+                     noise_variance=noisy.noise_variance if has_noise else None,
+                     ctf=noisy.ctf, shifts_a=noisy.shifts_a, volume=vol, source="simulation")
+        self.session.set_dataset(ds)
+        self._show(ds)
+        self.status.setText(f"{len(ds)} particles of {ds.box}² at {px:.3g} Å/px"
+                            + (f", SNR {self.snr.value:g} dB" if has_noise else ", noise-free"))
+
+    def _show(self, ds: Dataset) -> None:
+        from ..plugin.layer_data import stack_layer_data
+
+        for name in ("projections", "ground truth", "true poses"):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        data, kw, _ = stack_layer_data(ds.images, ds.pixel_size_a, "projections")
+        self.viewer.add_image(data, **kw)
+        if ds.volume is not None:
+            data, kw, _ = image_layer_data(ds.volume, ds.pixel_size_a, "ground truth", rendering="iso",
+                                           visible=False)
+            self.viewer.add_image(data, **kw)
+        if ds.truth is not None:
+            data, kw, _ = pose_points_layer_data(ds.truth, name="true poses", pixel_size_a=ds.pixel_size_a,
+                                                 extra_metadata={"box": ds.box})
+            self.viewer.add_points(data, visible=False, **kw)
+
+    def _adopt_layers(self) -> None:
+        from napari.utils.notifications import show_error
+
+        stack = self.stack.value
+        if stack is None:
+            show_error("Dataset: open a particle stack first (File > Open, .mrcs or .star)")
+            return
+        images = np.asarray(stack.data, dtype=np.float32)
+        if not np.isfinite(images).all():
+            show_error(f"Dataset: {stack.name} contains NaN or infinite pixels")
+            return
+        px = float((stack.metadata or {}).get("pixel_size_a") or stack.scale[-1])
+        truth = None
+        if self.poses.value is not None:
+            try:
+                truth = rotations_from_features(self.poses.value.features)
+            except ValueError as err:
+                show_error(f"Dataset: {err}")
+                return
+            if len(truth) != len(images):
+                show_error(f"Dataset: {len(truth)} poses for {len(images)} images")
+                return
+        self.session.set_dataset(Dataset(images=images, pixel_size_a=px, truth=truth, source=stack.name))
+        self.status.setText(f"using {stack.name}: {len(images)} particles of {images.shape[-1]}² at {px:.3g} Å/px"
+                            + (", with true poses" if truth is not None else ""))

@@ -1,0 +1,141 @@
+"""Recover widget: orientations from the learned distances, ambiguity resolved from the
+images, optional local refinement; the result as points on the sphere of viewing
+directions (coloured by error when the truth is known) and an error histogram."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, Container, SpinBox
+from napari.layers import Points
+
+from ..cli._model import model_from_checkpoint
+from ..engine import so3
+from ..engine.align import align_harmless
+from ..engine.ambiguity import resolve_ambiguity
+from ..engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
+from ..engine.refine import RefineConfig, refine_orientations
+from ..engine.train import compute_features, prepare_training_data
+from ..io.errors import InputError
+from ..plugin.layer_data import pose_points_layer_data
+from ._base import JobWidget
+from ._plots import PlotCanvas
+
+__all__ = ["RecoverWidget"]
+
+LAYER = "recovered poses"
+
+
+class RecoverWidget(JobWidget):
+    """Recover, resolve, refine; render poses, errors and the loss curve."""
+
+    section = "recover"
+    title = "Recover orientations"
+
+    def __init__(self, napari_viewer: Any) -> None:
+        d = RecoveryConfig()
+        self.steps = SpinBox(name="steps", label="refinement steps", min=0, max=100000, value=d.n_steps)
+        self.restarts = SpinBox(name="restarts", label="restarts", min=1, max=50, value=d.n_restarts)
+        self.resolve = CheckBox(name="resolve", label="resolve ambiguity from images", value=True)
+        self.refine = CheckBox(name="refine", label="refine by projection matching", value=True)
+        self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
+        form = Container(widgets=[self.steps, self.restarts, self.resolve, self.refine, self.seed])
+        super().__init__(napari_viewer, form, start_text="Recover")
+        self.loss_plot = PlotCanvas()
+        self.error_plot = PlotCanvas()
+        self.layout().addWidget(self.loss_plot)
+        self.layout().addWidget(self.error_plot)
+        self._losses: list[float] = []
+
+    def make_job(self):
+        ds, ckpt = self.session.dataset, self.session.checkpoint
+        if ds is None:
+            raise InputError("no data set: make one in the Dataset widget first")
+        if ckpt is None:
+            raise InputError("no distance network: train or load one in the Train widget first")
+        if len(ds) < 3:
+            raise ValueError(f"orientation recovery needs at least 3 particles, got {len(ds)}")
+        model, norm, box = model_from_checkpoint(ckpt)
+        if box != ds.box:
+            raise ValueError(f"the model was trained on {box} px images, the data set has {ds.box} px")
+        config = replace(RecoveryConfig(), n_steps=self.steps.value, n_restarts=self.restarts.value,
+                         seed=self.seed.value)
+        do_resolve, do_refine, seed = self.resolve.value, self.refine.value, self.seed.value
+        self._losses = []
+
+        def job():
+            small = prepare_training_data(ds.images, np.repeat(np.eye(3)[None], len(ds), 0),
+                                          model.config.working_box).images
+            features = compute_features(model, small, norm)
+            rec = yield from recover_orientations(FeatureDistances(features), config)
+            poses = rec.rotations
+            if do_resolve:
+                amb = yield from resolve_ambiguity(ds.images, poses, ctf=ds.ctf, pixel_size_a=ds.pixel_size_a,
+                                                   seed=seed)
+                poses = amb.apply(poses)
+                if do_refine:
+                    ref = yield from refine_orientations(ds.images, poses, ds.pixel_size_a, shifts_a=ds.shifts_a,
+                                                         ctf=ds.ctf, config=RefineConfig(seed=seed))
+                    poses = ref.rotations
+            return features, rec, poses
+
+        return job
+
+    def on_event(self, event) -> None:
+        super().on_event(event)
+        loss = event.data.get("loss")
+        if event.stage == "recover" and loss is not None:
+            self._losses.append(float(loss))
+            if len(self._losses) % 5 == 1:
+                self._plot_losses()
+
+    def _plot_losses(self) -> None:
+        ax = self.loss_plot.axes
+        ax.clear()
+        if self._losses:
+            ax.semilogy(self._losses)
+            ax.set_xlabel("event")
+            ax.set_ylabel("recovery loss (rad²)")
+        self.loss_plot.redraw()
+
+    def on_result(self, result: Any) -> None:
+        features, rec, poses = result
+        ds = self.session.dataset
+        self.session.features = features
+        self.session.poses = poses
+        errors = None
+        summary = f"recovered {len(poses)} poses, loss {rec.loss:.4f} rad²"
+        if ds is not None and ds.truth is not None:
+            aligned = align_harmless(so3.matrix_to_quaternion(poses), so3.matrix_to_quaternion(ds.truth),
+                                     allow_hand_flip=True)
+            errors = aligned.errors_deg
+            summary += (f"; error vs truth (harmless rotation aligned): mean {aligned.mean_deg:.1f}°, "
+                        f"median {aligned.median_deg:.1f}°, p90 {aligned.p90_deg:.1f}°")
+            self.session.metrics.update(aligned.summary())
+        self.session.errors_deg = errors
+        self.status.setText(summary)
+        if LAYER in self.viewer.layers:
+            self.viewer.layers.remove(LAYER)
+        data, kw, _ = pose_points_layer_data(poses, errors, name=LAYER, pixel_size_a=ds.pixel_size_a if ds else None,
+                                             extra_metadata={"box": ds.box if ds else 0})
+        layer: Points = self.viewer.add_points(data, **kw)
+        layer.selected_data.events.items_changed.connect(lambda *_: self._on_pick(layer))
+        self._plot_losses()
+        self._plot_errors(errors)
+        self.session.poses_changed.emit()
+
+    def _on_pick(self, layer: Points) -> None:
+        sel = sorted(layer.selected_data)
+        if sel:
+            self.session.select(int(layer.features["index"].iloc[sel[0]]))
+
+    def _plot_errors(self, errors: np.ndarray | None) -> None:
+        ax = self.error_plot.axes
+        ax.clear()
+        if errors is not None:
+            ax.hist(errors, bins=60, color="tab:purple")
+            ax.set_xlabel("angular error (°)")
+            ax.set_ylabel("particles")
+        self.error_plot.redraw()

@@ -1,0 +1,192 @@
+"""Train widget: the Siamese distance network, with live loss curves and a live
+predicted-versus-true distance histogram. Stop keeps the model; Start again resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog
+
+from ..engine.siamese import EncoderConfig
+from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
+from ..io.errors import InputError
+from ._base import JobWidget
+from ._plots import PlotCanvas
+
+__all__ = ["TrainWidget"]
+
+
+class TrainWidget(JobWidget):
+    """Start / Stop / resume training on the session's data set."""
+
+    section = "train"
+    title = "Train distance network"
+
+    def __init__(self, napari_viewer: Any) -> None:
+        d = TrainConfig()
+        self.epochs = SpinBox(name="epochs", label="epochs", min=1, max=10000, value=60)
+        self.steps = SpinBox(name="steps_per_epoch", label="steps / epoch", min=1, max=10000,
+                             value=d.steps_per_epoch)
+        self.anchors = SpinBox(name="anchors", label="anchors / batch", min=2, max=4096, value=d.anchors_per_batch)
+        self.wbox = SpinBox(name="working_box", label="working box (px)", min=8, max=256, step=2,
+                            value=d.encoder.working_box)
+        self.lr = FloatSpinBox(name="lr", label="learning rate", min=1e-5, max=1.0, step=1e-4, value=d.lr)
+        self.val = FloatSpinBox(name="val_fraction", label="validation fraction", min=0.01, max=0.5,
+                                step=0.01, value=d.val_fraction)
+        self.device = ComboBox(name="device", label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
+        form = Container(widgets=[self.epochs, self.steps, self.anchors, self.wbox, self.lr, self.val,
+                                  self.device, self.seed])
+        super().__init__(napari_viewer, form, start_text="Start / resume")
+        self.save_button = PushButton(text="Save model…")
+        self.load_button = PushButton(text="Load model…")
+        self.save_button.changed.connect(lambda *_: self.save_model())
+        self.load_button.changed.connect(lambda *_: self.load_model())
+        files = Container(widgets=[self.save_button, self.load_button], layout="horizontal", labels=False)
+        self.layout().insertWidget(2, files.native)
+        self.loss_plot = PlotCanvas()
+        self.dist_plot = PlotCanvas()
+        self.layout().addWidget(self.loss_plot)
+        self.layout().addWidget(self.dist_plot)
+        self.session.dataset_changed.connect(self._reset)
+
+    def _reset(self) -> None:
+        self.loss_plot.axes.clear()
+        self.dist_plot.axes.clear()
+        self.loss_plot.redraw()
+        self.dist_plot.redraw()
+
+    def _config(self) -> TrainConfig:
+        return TrainConfig(encoder=EncoderConfig(working_box=self.wbox.value), epochs=self.epochs.value,
+                           steps_per_epoch=self.steps.value, anchors_per_batch=self.anchors.value,
+                           lr=self.lr.value, val_fraction=self.val.value, seed=self.seed.value,
+                           device=self.device.value)
+
+    def make_job(self):
+        ds = self.session.dataset
+        if ds is None:
+            raise InputError("no data set: make one in the Dataset widget first")
+        if ds.truth is None:
+            raise InputError("training needs particles with known poses (a simulation, or a "
+                             "stack with its true poses)")
+        if self.device.value == "cuda" and not torch.cuda.is_available():
+            raise ValueError("CUDA was asked for but no CUDA device is available")
+        config = self._config()
+        if config.encoder.working_box > ds.box:
+            raise ValueError(f"working box {config.encoder.working_box} is larger than the images ({ds.box})")
+        trainer = self.session.trainer
+        resume = trainer is not None and not trainer.finished
+        if trainer is not None and trainer.finished and config.epochs > trainer.config.epochs:
+            trainer = DistanceTrainer.from_checkpoint(trainer.checkpoint(), trainer.data, epochs=config.epochs)
+            resume = True
+        if not resume:
+            config.validate(len(ds))
+            images = ds.clean if ds.clean is not None else ds.images
+            data = prepare_training_data(images, ds.truth, config.encoder.working_box,
+                                         noise_variance=ds.noise_variance)
+            trainer = DistanceTrainer(data, config)
+        self.session.trainer = trainer
+
+        def job():
+            yield from trainer.run()
+            return trainer
+
+        return job
+
+    def on_event(self, event) -> None:
+        data = event.data
+        eta = data.get("eta_s")
+        self.status.setText(f"step {event.done}/{event.total} ({event.message}), loss "
+                            f"{data.get('train_loss', float('nan')):.4f} rad², "
+                            f"{data.get('pairs_per_s', 0):.0f} pairs/s"
+                            + (f", ETA {eta:.0f} s" if eta is not None else ""))
+        if "val_loss" in data:
+            self._plot_history()
+            self._plot_distances(data["evaluation"])
+
+    def _plot_history(self) -> None:
+        trainer = self.session.trainer
+        if trainer is None:
+            return
+        history = list(trainer.history)
+        ax = self.loss_plot.axes
+        ax.clear()
+        if history:
+            e = [h["epoch"] + 1 for h in history]
+            ax.plot(e, [h["train_loss"] for h in history], label="train")
+            ax.plot(e, [h["val_loss"] for h in history], label="validation")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("loss (rad²)")
+            ax.legend(fontsize=7)
+        self.loss_plot.redraw()
+
+    def _plot_distances(self, ev) -> None:
+        ax = self.dist_plot.axes
+        ax.clear()
+        edges = ev.bin_edges_deg
+        ax.imshow(np.log1p(ev.histogram.T), origin="lower", extent=(edges[0], edges[-1], edges[0], edges[-1]),
+                  aspect="auto", cmap="magma")
+        ax.plot([edges[0], edges[-1]], [edges[0], edges[-1]], "c--", lw=1)
+        ax.set_xlabel("true distance (°)")
+        ax.set_ylabel("predicted (°)")
+        ax.set_title(f"MAE {ev.mae_deg:.1f}°, r = {ev.pearson_r:.3f}", fontsize=8)
+        self.dist_plot.redraw()
+
+    def on_result(self, trainer: DistanceTrainer) -> None:
+        self._finish(trainer)
+
+    def _finished(self) -> None:
+        super()._finished()
+        trainer = self.session.trainer
+        if trainer is not None and self.runner.stopped:
+            # a stopped run keeps what it did; Start resumes it
+            self._finish(trainer, stopped=True)
+
+    def _finish(self, trainer: DistanceTrainer, stopped: bool = False) -> None:
+        self.session.checkpoint = trainer.checkpoint()
+        self.session.features = None
+        self._plot_history()
+        self.session.model_changed.emit()
+        if trainer.history:
+            last = trainer.history[-1]
+            self.status.setText(("stopped at" if stopped else "done:") + f" epoch {last['epoch'] + 1}, "
+                                f"validation MAE {last['val_mae_deg']:.1f}°"
+                                + (" (Start resumes)" if stopped else ""))
+
+    def save_model(self, path: str | None = None) -> None:
+        from ..pipeline import save_model
+
+        if self.session.checkpoint is None:
+            show_error("Train: no model to save yet")
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save model", "model.pt", "PyTorch model (*.pt)")
+            if not path:
+                return
+        save_model(path, self.session.checkpoint)
+        show_info(f"model saved to {path}")
+
+    def load_model(self, path: str | None = None) -> None:
+        from ..cli._model import load_checkpoint
+
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "PyTorch model (*.pt)")
+            if not path:
+                return
+        try:
+            checkpoint = load_checkpoint(Path(path))
+        except (InputError, ValueError) as err:
+            show_error(f"Train: {err}")
+            return
+        self.session.checkpoint = checkpoint
+        self.session.trainer = None
+        self.session.features = None
+        self.session.model_changed.emit()
+        self.status.setText(f"loaded {Path(path).name}")
+
+
