@@ -33,8 +33,9 @@ LayerData = tuple[Any, dict[str, Any], str]
 def pose_features(rotations: np.ndarray, errors_deg: np.ndarray | None = None) -> pd.DataFrame:
     """Features table of a pose layer (see the module docstring)."""
     euler = so3.matrix_to_euler_relion(rotations)
-    f = pd.DataFrame({"index": np.arange(len(rotations)), "rot": euler[:, 0], "tilt": euler[:, 1],
-                      "psi": euler[:, 2]})
+    f = pd.DataFrame(
+        {"index": np.arange(len(rotations)), "rot": euler[:, 0], "tilt": euler[:, 1], "psi": euler[:, 2]}
+    )
     if errors_deg is not None:
         f["error_deg"] = np.asarray(errors_deg, dtype=np.float64)
     return f
@@ -87,19 +88,28 @@ def rotations_from_features(features: pd.DataFrame) -> np.ndarray:
     return so3.euler_relion_to_matrix(features[["rot", "tilt", "psi"]].to_numpy(dtype=np.float64))
 
 
-def image_layer_data(volume: np.ndarray, pixel_size_a: float | None, name: str,
-                     **kwargs: Any) -> LayerData:
+def image_layer_data(volume: np.ndarray, pixel_size_a: float | None, name: str, **kwargs: Any) -> LayerData:
     """A 3D map as an Image layer in Å (``scale`` = voxel size)."""
     px = float(pixel_size_a) if pixel_size_a else 1.0
     meta = {"pixel_size_a": pixel_size_a}
-    return (np.asarray(volume, dtype=np.float32),
-            {"name": name, "scale": (px, px, px), "units": "angstrom", "metadata": meta, **kwargs},
-            "image")
+    return (
+        np.asarray(volume, dtype=np.float32),
+        {"name": name, "scale": (px, px, px), "units": "angstrom", "metadata": meta, **kwargs},
+        "image",
+    )
 
 
-def stack_layer_data(images: np.ndarray, pixel_size_a: float | None, name: str,
-                     **kwargs: Any) -> LayerData:
+def stack_layer_data(images: np.ndarray, pixel_size_a: float | None, name: str, **kwargs: Any) -> LayerData:
     """A particle stack `(n, h, w)` as an Image layer (first axis: particle index)."""
     px = float(pixel_size_a) if pixel_size_a else 1.0
-    return (images, {"name": name, "scale": (1.0, px, px), "metadata": {"pixel_size_a": pixel_size_a},
-                     "axis_labels": ("particle", "y", "x"), **kwargs}, "image")
+    return (
+        images,
+        {
+            "name": name,
+            "scale": (1.0, px, px),
+            "metadata": {"pixel_size_a": pixel_size_a},
+            "axis_labels": ("particle", "y", "x"),
+            **kwargs,
+        },
+        "image",
+    )

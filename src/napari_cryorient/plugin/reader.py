@@ -51,14 +51,26 @@ def _read_one(path: Path) -> list[tuple]:
     images = table.images()
     n, box = len(images), images.box
     if n * box * box * 4 > MAX_STACK_BYTES:
-        raise InputError(f"{n} particles of {box}² are too many to show ({n * box * box * 4 / 2**30:.1f} "
-                         f"GiB); use the command line, or pre-process to a smaller box", path)
+        raise InputError(
+            f"{n} particles of {box}² are too many to show ({n * box * box * 4 / 2**30:.1f} "
+            f"GiB); use the command line, or pre-process to a smaller box",
+            path,
+        )
     px = None if np.all(np.isnan(table.pixel_size_a)) else float(np.nanmedian(table.pixel_size_a))
-    layers = [stack_layer_data(images[:], px, f"{path.stem} particles",
-                               metadata={"pixel_size_a": px, "source": str(path)})]
+    layers = [
+        stack_layer_data(
+            images[:], px, f"{path.stem} particles", metadata={"pixel_size_a": px, "source": str(path)}
+        )
+    ]
     if table.has_angles:
-        layers.append(pose_points_layer_data(table.rotations(), name=f"{path.stem} poses", pixel_size_a=px,
-                                             extra_metadata={"source": str(path)}))
+        layers.append(
+            pose_points_layer_data(
+                table.rotations(),
+                name=f"{path.stem} poses",
+                pixel_size_a=px,
+                extra_metadata={"source": str(path)},
+            )
+        )
     return layers
 
 

@@ -8,5 +8,11 @@ from .reconstruct import ReconstructWidget
 from .recover import RecoverWidget
 from .train import TrainWidget
 
-__all__ = ["DatasetWidget", "ExportWidget", "InspectorWidget", "ReconstructWidget", "RecoverWidget",
-           "TrainWidget"]
+__all__ = [
+    "DatasetWidget",
+    "ExportWidget",
+    "InspectorWidget",
+    "ReconstructWidget",
+    "RecoverWidget",
+    "TrainWidget",
+]

@@ -34,16 +34,18 @@ class JobWidget(QWidget):
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
-        self.buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal",
-                                 labels=False)
+        self.buttons = Container(
+            widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False
+        )
         self.status = QLabel("")
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.buttons.native)
         layout.addWidget(self.status)
-        self.runner = JobRunner(self.title, on_event=self.on_event, on_result=self._result,
-                                on_finished=self._finished)
+        self.runner = JobRunner(
+            self.title, on_event=self.on_event, on_result=self._result, on_finished=self._finished
+        )
         runner = self.runner
         self.destroyed.connect(lambda *_: runner.stop())
 

@@ -29,8 +29,9 @@ class JobError(Exception):
     """An engine job failed; ``str()`` is the message to show."""
 
 
-def _guarded(factory: Callable[[], Generator[Progress, None, Any]], interval_s: float
-             ) -> Generator[Progress | None, None, Any]:
+def _guarded(
+    factory: Callable[[], Generator[Progress, None, Any]], interval_s: float
+) -> Generator[Progress | None, None, Any]:
     last = 0.0
     try:
         job = factory()
@@ -65,9 +66,14 @@ class JobRunner:
         Main-thread callback once the job ends, however it ends (reset buttons here).
     """
 
-    def __init__(self, name: str, on_event: Callable[[Progress], None] | None = None,
-                 on_result: Callable[[Any], None] | None = None,
-                 on_finished: Callable[[], None] | None = None, interval_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        name: str,
+        on_event: Callable[[Progress], None] | None = None,
+        on_result: Callable[[Any], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
+        interval_s: float = 0.1,
+    ) -> None:
         self.name = name
         self._on_event, self._on_result, self._on_finished = on_event, on_result, on_finished
         self.interval_s = interval_s

@@ -31,15 +31,21 @@ class DatasetWidget(JobWidget):
     title = "Simulate particles"
 
     def __init__(self, napari_viewer: Any) -> None:
-        self.source = ComboBox(name="source", label="source",
-                               choices=["simulate", "use opened layers"], value="simulate")
+        self.source = ComboBox(
+            name="source", label="source", choices=["simulate", "use opened layers"], value="simulate"
+        )
         self.volume = ComboBox(name="volume", label="map", choices=self._volume_choices)
         self.n = SpinBox(name="n", label="particles", min=10, max=1_000_000, value=2000, step=100)
         self.box = SpinBox(name="box", label="box (px)", min=16, max=512, value=64, step=2)
-        self.pixel = FloatSpinBox(name="pixel_size", label="pixel size (Å)", min=0.1, max=50.0, value=2.0,
-                                  step=0.1)
-        self.orient = ComboBox(name="orientations", label="orientations",
-                               choices=["uniform", "euler", "preferred"], value="uniform")
+        self.pixel = FloatSpinBox(
+            name="pixel_size", label="pixel size (Å)", min=0.1, max=50.0, value=2.0, step=0.1
+        )
+        self.orient = ComboBox(
+            name="orientations",
+            label="orientations",
+            choices=["uniform", "euler", "preferred"],
+            value="uniform",
+        )
         self.noisy = CheckBox(name="noisy", label="add noise", value=True)
         self.snr = FloatSpinBox(name="snr_db", label="SNR (dB)", min=-30.0, max=30.0, value=-6.0, step=1.0)
         self.shift = FloatSpinBox(name="shift_a", label="shift σ (Å)", min=0.0, max=100.0, value=0.0)
@@ -49,9 +55,25 @@ class DatasetWidget(JobWidget):
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
         self.stack = ComboBox(name="stack", label="particle stack", choices=self._stack_choices)
         self.poses = ComboBox(name="poses", label="true poses", choices=self._pose_choices, nullable=True)
-        form = Container(widgets=[self.source, self.volume, self.n, self.box, self.pixel, self.orient,
-                                  self.noisy, self.snr, self.shift, self.ctf, self.df_min, self.df_max,
-                                  self.seed, self.stack, self.poses])
+        form = Container(
+            widgets=[
+                self.source,
+                self.volume,
+                self.n,
+                self.box,
+                self.pixel,
+                self.orient,
+                self.noisy,
+                self.snr,
+                self.shift,
+                self.ctf,
+                self.df_min,
+                self.df_max,
+                self.seed,
+                self.stack,
+                self.poses,
+            ]
+        )
         self._viewer_ref = napari_viewer
         super().__init__(napari_viewer, form, start_text="Make data set")
         self.source.changed.connect(self._update_visibility)
@@ -62,23 +84,46 @@ class DatasetWidget(JobWidget):
 
     # --- choices
     def _volume_choices(self, *_: Any) -> list:
-        layers = [(layer.name, layer) for layer in self._viewer_ref.layers
-                  if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
-                  and len(set(layer.data.shape)) == 1]
+        layers = [
+            (layer.name, layer)
+            for layer in self._viewer_ref.layers
+            if isinstance(layer, Image)
+            and layer.ndim == 3
+            and not layer.rgb
+            and len(set(layer.data.shape)) == 1
+        ]
         return [(SAMPLE, SAMPLE), *layers]
 
     def _stack_choices(self, *_: Any) -> list:
-        return [(layer.name, layer) for layer in self._viewer_ref.layers
-                if isinstance(layer, Image) and layer.ndim == 3 and layer.data.shape[-1] == layer.data.shape[-2]]
+        return [
+            (layer.name, layer)
+            for layer in self._viewer_ref.layers
+            if isinstance(layer, Image) and layer.ndim == 3 and layer.data.shape[-1] == layer.data.shape[-2]
+        ]
 
     def _pose_choices(self, *_: Any) -> list:
-        return [(layer.name, layer) for layer in self._viewer_ref.layers
-                if isinstance(layer, Points) and "rot" in layer.features]
+        return [
+            (layer.name, layer)
+            for layer in self._viewer_ref.layers
+            if isinstance(layer, Points) and "rot" in layer.features
+        ]
 
     def _update_visibility(self, *_: Any) -> None:
         sim = self.source.value == "simulate"
-        for w in (self.volume, self.n, self.box, self.pixel, self.orient, self.noisy, self.snr, self.shift,
-                  self.ctf, self.df_min, self.df_max, self.seed):
+        for w in (
+            self.volume,
+            self.n,
+            self.box,
+            self.pixel,
+            self.orient,
+            self.noisy,
+            self.snr,
+            self.shift,
+            self.ctf,
+            self.df_min,
+            self.df_max,
+            self.seed,
+        ):
             w.visible = sim
         self.stack.visible = self.poses.visible = not sim
         self.start_button.text = "Make data set" if sim else "Use these layers"
@@ -106,9 +151,14 @@ class DatasetWidget(JobWidget):
         if self.df_min.value > self.df_max.value:
             raise ValueError("defocus min is larger than defocus max")
         vol, px = self._volume()
-        cfg = SimulationConfig(n_particles=self.n.value, orientations=self.orient.value,
-                               shift_std_a=self.shift.value, ctf=self.ctf.value,
-                               defocus_range_um=(self.df_min.value, self.df_max.value), seed=self.seed.value)
+        cfg = SimulationConfig(
+            n_particles=self.n.value,
+            orientations=self.orient.value,
+            shift_std_a=self.shift.value,
+            ctf=self.ctf.value,
+            defocus_range_um=(self.df_min.value, self.df_max.value),
+            seed=self.seed.value,
+        )
         cfg.validate()
         noisy = self.noisy.value
         snr = self.snr.value
@@ -125,14 +175,23 @@ class DatasetWidget(JobWidget):
     def on_result(self, result: Any) -> None:
         clean, noisy, vol, px = result
         has_noise = noisy is not clean
-        ds = Dataset(images=noisy.images, pixel_size_a=px, truth=clean.rotations,
-                     clean=clean.images if has_noise else None,
-                     noise_variance=noisy.noise_variance if has_noise else None,
-                     ctf=noisy.ctf, shifts_a=noisy.shifts_a, volume=vol, source="simulation")
+        ds = Dataset(
+            images=noisy.images,
+            pixel_size_a=px,
+            truth=clean.rotations,
+            clean=clean.images if has_noise else None,
+            noise_variance=noisy.noise_variance if has_noise else None,
+            ctf=noisy.ctf,
+            shifts_a=noisy.shifts_a,
+            volume=vol,
+            source="simulation",
+        )
         self.session.set_dataset(ds)
         self._show(ds)
-        self.status.setText(f"{len(ds)} particles of {ds.box}² at {px:.3g} Å/px"
-                            + (f", SNR {self.snr.value:g} dB" if has_noise else ", noise-free"))
+        self.status.setText(
+            f"{len(ds)} particles of {ds.box}² at {px:.3g} Å/px"
+            + (f", SNR {self.snr.value:g} dB" if has_noise else ", noise-free")
+        )
 
     def _show(self, ds: Dataset) -> None:
         from ..plugin.layer_data import stack_layer_data
@@ -143,12 +202,14 @@ class DatasetWidget(JobWidget):
         data, kw, _ = stack_layer_data(ds.images, ds.pixel_size_a, "projections")
         self.viewer.add_image(data, **kw)
         if ds.volume is not None:
-            data, kw, _ = image_layer_data(ds.volume, ds.pixel_size_a, "ground truth", rendering="iso",
-                                           visible=False)
+            data, kw, _ = image_layer_data(
+                ds.volume, ds.pixel_size_a, "ground truth", rendering="iso", visible=False
+            )
             self.viewer.add_image(data, **kw)
         if ds.truth is not None:
-            data, kw, _ = pose_points_layer_data(ds.truth, name="true poses", pixel_size_a=ds.pixel_size_a,
-                                                 extra_metadata={"box": ds.box})
+            data, kw, _ = pose_points_layer_data(
+                ds.truth, name="true poses", pixel_size_a=ds.pixel_size_a, extra_metadata={"box": ds.box}
+            )
             self.viewer.add_points(data, visible=False, **kw)
 
     def _adopt_layers(self) -> None:
@@ -174,5 +235,7 @@ class DatasetWidget(JobWidget):
                 show_error(f"Dataset: {len(truth)} poses for {len(images)} images")
                 return
         self.session.set_dataset(Dataset(images=images, pixel_size_a=px, truth=truth, source=stack.name))
-        self.status.setText(f"using {stack.name}: {len(images)} particles of {images.shape[-1]}² at {px:.3g} Å/px"
-                            + (", with true poses" if truth is not None else ""))
+        self.status.setText(
+            f"using {stack.name}: {len(images)} particles of {images.shape[-1]}² at {px:.3g} Å/px"
+            + (", with true poses" if truth is not None else "")
+        )

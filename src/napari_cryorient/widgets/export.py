@@ -28,7 +28,9 @@ class ExportWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.session = get_session(napari_viewer)
-        self.folder = FileEdit(name="folder", label="folder", mode="d", value=str(Path.cwd() / "cryorient-export"))
+        self.folder = FileEdit(
+            name="folder", label="folder", mode="d", value=str(Path.cwd() / "cryorient-export")
+        )
         self.form = Container(widgets=[self.folder])
         load_settings("export", self.form)
         self.button = PushButton(text="Export")
@@ -56,13 +58,27 @@ class ExportWidget(QWidget):
                 written.append("particles.mrcs")
                 stack = stage / "particles.mrcs"
                 if s.poses is not None:
-                    write_particles(stage / "poses.star", s.poses, ds.pixel_size_a, ds.box, stack=stack,
-                                    shifts_a=ds.shifts_a, ctf=ds.ctf)
+                    write_particles(
+                        stage / "poses.star",
+                        s.poses,
+                        ds.pixel_size_a,
+                        ds.box,
+                        stack=stack,
+                        shifts_a=ds.shifts_a,
+                        ctf=ds.ctf,
+                    )
                     self._write_csv(stage / "poses.csv")
                     written += ["poses.star", "poses.csv"]
                 if ds.truth is not None:
-                    write_particles(stage / "poses_true.star", ds.truth, ds.pixel_size_a, ds.box, stack=stack,
-                                    shifts_a=ds.shifts_a, ctf=ds.ctf)
+                    write_particles(
+                        stage / "poses_true.star",
+                        ds.truth,
+                        ds.pixel_size_a,
+                        ds.box,
+                        stack=stack,
+                        shifts_a=ds.shifts_a,
+                        ctf=ds.ctf,
+                    )
                     written.append("poses_true.star")
                 if s.volume is not None:
                     write_map(stage / "reconstruction.mrc", s.volume, ds.pixel_size_a)
@@ -92,11 +108,17 @@ class ExportWidget(QWidget):
         from matplotlib.figure import Figure
 
         s = self.session
-        metrics: dict[str, Any] = {"n_particles": len(s.dataset), "box": s.dataset.box,
-                                   "pixel_size_a": s.dataset.pixel_size_a, **s.metrics}
+        metrics: dict[str, Any] = {
+            "n_particles": len(s.dataset),
+            "box": s.dataset.box,
+            "pixel_size_a": s.dataset.pixel_size_a,
+            **s.metrics,
+        }
         if s.trainer is not None and s.trainer.history:
-            metrics["training"] = {"epochs": len(s.trainer.history),
-                                   "val_mae_deg": s.trainer.history[-1]["val_mae_deg"]}
+            metrics["training"] = {
+                "epochs": len(s.trainer.history),
+                "val_mae_deg": s.trainer.history[-1]["val_mae_deg"],
+            }
         if s.errors_deg is not None:
             metrics["orientation_error_mean_deg"] = float(np.mean(s.errors_deg))
             metrics["orientation_error_median_deg"] = float(np.median(s.errors_deg))

@@ -76,7 +76,9 @@ class InspectorWidget(QWidget):
 
     def _on_volume(self) -> None:
         vol = self.session.volume
-        self._projector = FourierProjector(torch.from_numpy(np.asarray(vol, np.float32))) if vol is not None else None
+        self._projector = (
+            FourierProjector(torch.from_numpy(np.asarray(vol, np.float32))) if vol is not None else None
+        )
         self.refresh()
 
     def _on_selected(self, index: int) -> None:
@@ -122,11 +124,15 @@ class InspectorWidget(QWidget):
         i = min(self.session.current, len(ds) - 1)
         lines = [f"particle {i} of {len(ds)}"]
         if ds.truth is not None:
-            lines.append("true (rot, tilt, psi): " + ", ".join(f"{a:.1f}°" for a in
-                                                              so3.matrix_to_euler_relion(ds.truth[i])))
+            lines.append(
+                "true (rot, tilt, psi): "
+                + ", ".join(f"{a:.1f}°" for a in so3.matrix_to_euler_relion(ds.truth[i]))
+            )
         if self.session.poses is not None:
-            lines.append("recovered: " + ", ".join(f"{a:.1f}°" for a in
-                                                   so3.matrix_to_euler_relion(self.session.poses[i])))
+            lines.append(
+                "recovered: "
+                + ", ".join(f"{a:.1f}°" for a in so3.matrix_to_euler_relion(self.session.poses[i]))
+            )
         if self.session.errors_deg is not None:
             lines.append(f"error: {self.session.errors_deg[i]:.1f}°")
         self.info.setText("\n".join(lines))

@@ -28,10 +28,12 @@ class ReconstructWidget(JobWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         self.poses = ComboBox(name="poses", label="poses", choices=["recovered", "true"], value="recovered")
-        self.ctf = ComboBox(name="ctf_correction", label="CTF correction", choices=list(CTF_CORRECTIONS),
-                            value="none")
-        self.reg = FloatSpinBox(name="regularisation", label="regularisation", min=1e-6, max=1.0, step=1e-3,
-                                value=1e-3)
+        self.ctf = ComboBox(
+            name="ctf_correction", label="CTF correction", choices=list(CTF_CORRECTIONS), value="none"
+        )
+        self.reg = FloatSpinBox(
+            name="regularisation", label="regularisation", min=1e-6, max=1.0, step=1e-3, value=1e-3
+        )
         form = Container(widgets=[self.poses, self.ctf, self.reg])
         super().__init__(napari_viewer, form, start_text="Reconstruct")
         self.fsc_plot = PlotCanvas()
@@ -43,16 +45,25 @@ class ReconstructWidget(JobWidget):
             raise InputError("no data set: make one in the Dataset widget first")
         poses = self.session.poses if self.poses.value == "recovered" else ds.truth
         if poses is None:
-            raise InputError(f"no {self.poses.value} poses yet"
-                             + (": run the Recover widget first" if self.poses.value == "recovered" else ""))
+            raise InputError(
+                f"no {self.poses.value} poses yet"
+                + (": run the Recover widget first" if self.poses.value == "recovered" else "")
+            )
         if self.ctf.value != "none" and ds.ctf is None:
             raise ValueError("CTF correction needs CTF parameters; this data set has none")
         ctf_mode, reg = self.ctf.value, self.reg.value
 
         def job():
-            rec = yield from reconstruct_volume(ds.images, poses, ds.pixel_size_a, shifts_a=ds.shifts_a,
-                                                ctf=ds.ctf, ctf_correction=ctf_mode, half_maps=True,
-                                                regularisation=reg)
+            rec = yield from reconstruct_volume(
+                ds.images,
+                poses,
+                ds.pixel_size_a,
+                shifts_a=ds.shifts_a,
+                ctf=ds.ctf,
+                ctf_correction=ctf_mode,
+                half_maps=True,
+                regularisation=reg,
+            )
             return rec
 
         return job
@@ -61,23 +72,36 @@ class ReconstructWidget(JobWidget):
         ds = self.session.dataset
         px = rec.pixel_size_a
         half = fourier_shell_correlation(*rec.half_maps, px)
-        truth = compare_with_reference(rec.volume, ds.volume, px) if ds is not None and ds.volume is not None \
+        truth = (
+            compare_with_reference(rec.volume, ds.volume, px)
+            if ds is not None and ds.volume is not None
             else None
+        )
         self.session.volume, self.session.fsc = rec.volume, (half, truth)
         if LAYER in self.viewer.layers:
             self.viewer.layers.remove(LAYER)
-        data, kw, _ = image_layer_data(rec.volume, px, LAYER, rendering="iso",
-                                       iso_threshold=float(np.percentile(rec.volume, 99)) * 0.5,
-                                       colormap="gray")
+        data, kw, _ = image_layer_data(
+            rec.volume,
+            px,
+            LAYER,
+            rendering="iso",
+            iso_threshold=float(np.percentile(rec.volume, 99)) * 0.5,
+            colormap="gray",
+        )
         self.viewer.add_image(data, **kw)
         ax = self.fsc_plot.axes
         ax.clear()
-        ax.plot(half.frequency_inv_a[1:], half.fsc[1:], label=f"half-maps (0.143: {half.resolution_0143_a:.1f} Å)")
+        ax.plot(
+            half.frequency_inv_a[1:], half.fsc[1:], label=f"half-maps (0.143: {half.resolution_0143_a:.1f} Å)"
+        )
         text = f"half-map FSC 0.143: {half.resolution_0143_a:.1f} Å"
         if truth is not None:
             best = truth.best
-            ax.plot(best.frequency_inv_a[1:], best.fsc[1:],
-                    label=f"vs ground truth, {truth.hand} hand (0.5: {best.resolution_05_a:.1f} Å)")
+            ax.plot(
+                best.frequency_inv_a[1:],
+                best.fsc[1:],
+                label=f"vs ground truth, {truth.hand} hand (0.5: {best.resolution_05_a:.1f} Å)",
+            )
             text += f"; vs ground truth FSC 0.5: {best.resolution_05_a:.1f} Å ({truth.hand} hand)"
         for t in (0.143, 0.5):
             ax.axhline(t, color="gray", lw=0.5, ls=":")

@@ -60,24 +60,33 @@ class RecoverWidget(JobWidget):
         model, norm, box = model_from_checkpoint(ckpt)
         if box != ds.box:
             raise ValueError(f"the model was trained on {box} px images, the data set has {ds.box} px")
-        config = replace(RecoveryConfig(), n_steps=self.steps.value, n_restarts=self.restarts.value,
-                         seed=self.seed.value)
+        config = replace(
+            RecoveryConfig(), n_steps=self.steps.value, n_restarts=self.restarts.value, seed=self.seed.value
+        )
         do_resolve, do_refine, seed = self.resolve.value, self.refine.value, self.seed.value
         self._losses = []
 
         def job():
-            small = prepare_training_data(ds.images, np.repeat(np.eye(3)[None], len(ds), 0),
-                                          model.config.working_box).images
+            small = prepare_training_data(
+                ds.images, np.repeat(np.eye(3)[None], len(ds), 0), model.config.working_box
+            ).images
             features = compute_features(model, small, norm)
             rec = yield from recover_orientations(FeatureDistances(features), config)
             poses = rec.rotations
             if do_resolve:
-                amb = yield from resolve_ambiguity(ds.images, poses, ctf=ds.ctf, pixel_size_a=ds.pixel_size_a,
-                                                   seed=seed)
+                amb = yield from resolve_ambiguity(
+                    ds.images, poses, ctf=ds.ctf, pixel_size_a=ds.pixel_size_a, seed=seed
+                )
                 poses = amb.apply(poses)
                 if do_refine:
-                    ref = yield from refine_orientations(ds.images, poses, ds.pixel_size_a, shifts_a=ds.shifts_a,
-                                                         ctf=ds.ctf, config=RefineConfig(seed=seed))
+                    ref = yield from refine_orientations(
+                        ds.images,
+                        poses,
+                        ds.pixel_size_a,
+                        shifts_a=ds.shifts_a,
+                        ctf=ds.ctf,
+                        config=RefineConfig(seed=seed),
+                    )
                     poses = ref.rotations
             return features, rec, poses
 
@@ -108,18 +117,26 @@ class RecoverWidget(JobWidget):
         errors = None
         summary = f"recovered {len(poses)} poses, loss {rec.loss:.4f} rad²"
         if ds is not None and ds.truth is not None:
-            aligned = align_harmless(so3.matrix_to_quaternion(poses), so3.matrix_to_quaternion(ds.truth),
-                                     allow_hand_flip=True)
+            aligned = align_harmless(
+                so3.matrix_to_quaternion(poses), so3.matrix_to_quaternion(ds.truth), allow_hand_flip=True
+            )
             errors = aligned.errors_deg
-            summary += (f"; error vs truth (harmless rotation aligned): mean {aligned.mean_deg:.1f}°, "
-                        f"median {aligned.median_deg:.1f}°, p90 {aligned.p90_deg:.1f}°")
+            summary += (
+                f"; error vs truth (harmless rotation aligned): mean {aligned.mean_deg:.1f}°, "
+                f"median {aligned.median_deg:.1f}°, p90 {aligned.p90_deg:.1f}°"
+            )
             self.session.metrics.update(aligned.summary())
         self.session.errors_deg = errors
         self.status.setText(summary)
         if LAYER in self.viewer.layers:
             self.viewer.layers.remove(LAYER)
-        data, kw, _ = pose_points_layer_data(poses, errors, name=LAYER, pixel_size_a=ds.pixel_size_a if ds else None,
-                                             extra_metadata={"box": ds.box if ds else 0})
+        data, kw, _ = pose_points_layer_data(
+            poses,
+            errors,
+            name=LAYER,
+            pixel_size_a=ds.pixel_size_a if ds else None,
+            extra_metadata={"box": ds.box if ds else 0},
+        )
         layer: Points = self.viewer.add_points(data, **kw)
         layer.selected_data.events.items_changed.connect(lambda *_: self._on_pick(layer))
         self._plot_losses()

@@ -30,18 +30,38 @@ class TrainWidget(JobWidget):
     def __init__(self, napari_viewer: Any) -> None:
         d = TrainConfig()
         self.epochs = SpinBox(name="epochs", label="epochs", min=1, max=10000, value=60)
-        self.steps = SpinBox(name="steps_per_epoch", label="steps / epoch", min=1, max=10000,
-                             value=d.steps_per_epoch)
-        self.anchors = SpinBox(name="anchors", label="anchors / batch", min=2, max=4096, value=d.anchors_per_batch)
-        self.wbox = SpinBox(name="working_box", label="working box (px)", min=8, max=256, step=2,
-                            value=d.encoder.working_box)
+        self.steps = SpinBox(
+            name="steps_per_epoch", label="steps / epoch", min=1, max=10000, value=d.steps_per_epoch
+        )
+        self.anchors = SpinBox(
+            name="anchors", label="anchors / batch", min=2, max=4096, value=d.anchors_per_batch
+        )
+        self.wbox = SpinBox(
+            name="working_box", label="working box (px)", min=8, max=256, step=2, value=d.encoder.working_box
+        )
         self.lr = FloatSpinBox(name="lr", label="learning rate", min=1e-5, max=1.0, step=1e-4, value=d.lr)
-        self.val = FloatSpinBox(name="val_fraction", label="validation fraction", min=0.01, max=0.5,
-                                step=0.01, value=d.val_fraction)
+        self.val = FloatSpinBox(
+            name="val_fraction",
+            label="validation fraction",
+            min=0.01,
+            max=0.5,
+            step=0.01,
+            value=d.val_fraction,
+        )
         self.device = ComboBox(name="device", label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
-        form = Container(widgets=[self.epochs, self.steps, self.anchors, self.wbox, self.lr, self.val,
-                                  self.device, self.seed])
+        form = Container(
+            widgets=[
+                self.epochs,
+                self.steps,
+                self.anchors,
+                self.wbox,
+                self.lr,
+                self.val,
+                self.device,
+                self.seed,
+            ]
+        )
         super().__init__(napari_viewer, form, start_text="Start / resume")
         self.save_button = PushButton(text="Save model…")
         self.load_button = PushButton(text="Load model…")
@@ -62,18 +82,25 @@ class TrainWidget(JobWidget):
         self.dist_plot.redraw()
 
     def _config(self) -> TrainConfig:
-        return TrainConfig(encoder=EncoderConfig(working_box=self.wbox.value), epochs=self.epochs.value,
-                           steps_per_epoch=self.steps.value, anchors_per_batch=self.anchors.value,
-                           lr=self.lr.value, val_fraction=self.val.value, seed=self.seed.value,
-                           device=self.device.value)
+        return TrainConfig(
+            encoder=EncoderConfig(working_box=self.wbox.value),
+            epochs=self.epochs.value,
+            steps_per_epoch=self.steps.value,
+            anchors_per_batch=self.anchors.value,
+            lr=self.lr.value,
+            val_fraction=self.val.value,
+            seed=self.seed.value,
+            device=self.device.value,
+        )
 
     def make_job(self):
         ds = self.session.dataset
         if ds is None:
             raise InputError("no data set: make one in the Dataset widget first")
         if ds.truth is None:
-            raise InputError("training needs particles with known poses (a simulation, or a "
-                             "stack with its true poses)")
+            raise InputError(
+                "training needs particles with known poses (a simulation, or a stack with its true poses)"
+            )
         if self.device.value == "cuda" and not torch.cuda.is_available():
             raise ValueError("CUDA was asked for but no CUDA device is available")
         config = self._config()
@@ -82,13 +109,16 @@ class TrainWidget(JobWidget):
         trainer = self.session.trainer
         resume = trainer is not None and not trainer.finished
         if trainer is not None and trainer.finished and config.epochs > trainer.config.epochs:
-            trainer = DistanceTrainer.from_checkpoint(trainer.checkpoint(), trainer.data, epochs=config.epochs)
+            trainer = DistanceTrainer.from_checkpoint(
+                trainer.checkpoint(), trainer.data, epochs=config.epochs
+            )
             resume = True
         if not resume:
             config.validate(len(ds))
             images = ds.clean if ds.clean is not None else ds.images
-            data = prepare_training_data(images, ds.truth, config.encoder.working_box,
-                                         noise_variance=ds.noise_variance)
+            data = prepare_training_data(
+                images, ds.truth, config.encoder.working_box, noise_variance=ds.noise_variance
+            )
             trainer = DistanceTrainer(data, config)
         self.session.trainer = trainer
 
@@ -101,10 +131,11 @@ class TrainWidget(JobWidget):
     def on_event(self, event) -> None:
         data = event.data
         eta = data.get("eta_s")
-        self.status.setText(f"step {event.done}/{event.total} ({event.message}), loss "
-                            f"{data.get('train_loss', float('nan')):.4f} rad², "
-                            f"{data.get('pairs_per_s', 0):.0f} pairs/s"
-                            + (f", ETA {eta:.0f} s" if eta is not None else ""))
+        self.status.setText(
+            f"step {event.done}/{event.total} ({event.message}), loss "
+            f"{data.get('train_loss', float('nan')):.4f} rad², "
+            f"{data.get('pairs_per_s', 0):.0f} pairs/s" + (f", ETA {eta:.0f} s" if eta is not None else "")
+        )
         if "val_loss" in data:
             self._plot_history()
             self._plot_distances(data["evaluation"])
@@ -129,8 +160,13 @@ class TrainWidget(JobWidget):
         ax = self.dist_plot.axes
         ax.clear()
         edges = ev.bin_edges_deg
-        ax.imshow(np.log1p(ev.histogram.T), origin="lower", extent=(edges[0], edges[-1], edges[0], edges[-1]),
-                  aspect="auto", cmap="magma")
+        ax.imshow(
+            np.log1p(ev.histogram.T),
+            origin="lower",
+            extent=(edges[0], edges[-1], edges[0], edges[-1]),
+            aspect="auto",
+            cmap="magma",
+        )
         ax.plot([edges[0], edges[-1]], [edges[0], edges[-1]], "c--", lw=1)
         ax.set_xlabel("true distance (°)")
         ax.set_ylabel("predicted (°)")
@@ -154,9 +190,10 @@ class TrainWidget(JobWidget):
         self.session.model_changed.emit()
         if trainer.history:
             last = trainer.history[-1]
-            self.status.setText(("stopped at" if stopped else "done:") + f" epoch {last['epoch'] + 1}, "
-                                f"validation MAE {last['val_mae_deg']:.1f}°"
-                                + (" (Start resumes)" if stopped else ""))
+            self.status.setText(
+                ("stopped at" if stopped else "done:") + f" epoch {last['epoch'] + 1}, "
+                f"validation MAE {last['val_mae_deg']:.1f}°" + (" (Start resumes)" if stopped else "")
+            )
 
     def save_model(self, path: str | None = None) -> None:
         from ..pipeline import save_model
@@ -188,5 +225,3 @@ class TrainWidget(JobWidget):
         self.session.features = None
         self.session.model_changed.emit()
         self.status.setText(f"loaded {Path(path).name}")
-
-
