@@ -13,8 +13,11 @@ from napari_cryorient.io import read_map, read_particles
 
 
 def test_manifest_validates_with_imports():
-    out = subprocess.run([sys.executable, "-m", "npe2", "validate", "napari-cryorient", "--imports"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-cryorient", "--imports"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -29,7 +32,9 @@ def test_reader_sets_voxel_size_and_reads_star_poses(make_napari_viewer, shared_
     assert stack.data.shape[0] == 5 and stack.scale[-1] == pytest.approx(2.806)
     np.testing.assert_allclose(
         so3.euler_relion_to_matrix(poses.features[["rot", "tilt", "psi"]].to_numpy()),
-        read_particles(star).rotations(), atol=1e-6)
+        read_particles(star).rotations(),
+        atol=1e-6,
+    )
 
 
 def test_reader_error_is_reported_not_raised_by_get_reader(tmp_path):

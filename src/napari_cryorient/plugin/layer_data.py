@@ -94,7 +94,7 @@ def image_layer_data(volume: np.ndarray, pixel_size_a: float | None, name: str, 
     meta = {"pixel_size_a": pixel_size_a}
     return (
         np.asarray(volume, dtype=np.float32),
-        {"name": name, "scale": (px, px, px), "units": "angstrom", "metadata": meta, **kwargs},
+        {"name": name, "scale": (px, px, px), "metadata": meta, **kwargs},
         "image",
     )
 

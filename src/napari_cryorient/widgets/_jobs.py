@@ -119,12 +119,16 @@ class JobRunner:
     def _event(self, event: Progress | None) -> None:
         if event is None:
             return
-        if self._bar is not None:
-            if self._bar.total != event.total:
-                self._bar.total = event.total
-            self._bar.set_description(f"{self.name}: {event.stage}")
-            self._bar.n = event.done
-            self._bar.refresh()
+        bar = self._bar
+        if bar is not None:
+            try:
+                if bar.total != event.total:
+                    bar.total = event.total
+                bar.set_description(f"{self.name}: {event.stage}")
+                bar.n = event.done
+                bar.refresh()
+            except (AttributeError, RuntimeError):
+                pass  # the bar was closed meanwhile (job finished); nothing to update
         if self._on_event is not None:
             self._on_event(event)
 

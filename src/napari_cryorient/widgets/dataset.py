@@ -34,7 +34,9 @@ class DatasetWidget(JobWidget):
         self.source = ComboBox(
             name="source", label="source", choices=["simulate", "use opened layers"], value="simulate"
         )
-        self.volume = ComboBox(name="volume", label="map", choices=self._volume_choices)
+        self.volume = ComboBox(
+            name="volume", label="map", choices=lambda *_: DatasetWidget._volume_choices(napari_viewer)
+        )
         self.n = SpinBox(name="n", label="particles", min=10, max=1_000_000, value=2000, step=100)
         self.box = SpinBox(name="box", label="box (px)", min=16, max=512, value=64, step=2)
         self.pixel = FloatSpinBox(
@@ -53,8 +55,17 @@ class DatasetWidget(JobWidget):
         self.df_min = FloatSpinBox(name="defocus_min", label="defocus min (µm)", min=0.1, max=10.0, value=1.0)
         self.df_max = FloatSpinBox(name="defocus_max", label="defocus max (µm)", min=0.1, max=10.0, value=2.5)
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
-        self.stack = ComboBox(name="stack", label="particle stack", choices=self._stack_choices)
-        self.poses = ComboBox(name="poses", label="true poses", choices=self._pose_choices, nullable=True)
+        self.stack = ComboBox(
+            name="stack",
+            label="particle stack",
+            choices=lambda *_: DatasetWidget._stack_choices(napari_viewer),
+        )
+        self.poses = ComboBox(
+            name="poses",
+            label="true poses",
+            choices=lambda *_: DatasetWidget._pose_choices(napari_viewer),
+            nullable=True,
+        )
         form = Container(
             widgets=[
                 self.source,
@@ -74,7 +85,6 @@ class DatasetWidget(JobWidget):
                 self.poses,
             ]
         )
-        self._viewer_ref = napari_viewer
         super().__init__(napari_viewer, form, start_text="Make data set")
         self.source.changed.connect(self._update_visibility)
         self._update_visibility()
@@ -83,10 +93,11 @@ class DatasetWidget(JobWidget):
         form.reset_choices()
 
     # --- choices
-    def _volume_choices(self, *_: Any) -> list:
+    @staticmethod
+    def _volume_choices(viewer: Any) -> list:
         layers = [
             (layer.name, layer)
-            for layer in self._viewer_ref.layers
+            for layer in viewer.layers
             if isinstance(layer, Image)
             and layer.ndim == 3
             and not layer.rgb
@@ -94,17 +105,19 @@ class DatasetWidget(JobWidget):
         ]
         return [(SAMPLE, SAMPLE), *layers]
 
-    def _stack_choices(self, *_: Any) -> list:
+    @staticmethod
+    def _stack_choices(viewer: Any) -> list:
         return [
             (layer.name, layer)
-            for layer in self._viewer_ref.layers
+            for layer in viewer.layers
             if isinstance(layer, Image) and layer.ndim == 3 and layer.data.shape[-1] == layer.data.shape[-2]
         ]
 
-    def _pose_choices(self, *_: Any) -> list:
+    @staticmethod
+    def _pose_choices(viewer: Any) -> list:
         return [
             (layer.name, layer)
-            for layer in self._viewer_ref.layers
+            for layer in viewer.layers
             if isinstance(layer, Points) and "rot" in layer.features
         ]
 

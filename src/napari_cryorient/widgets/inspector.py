@@ -85,10 +85,10 @@ class InspectorWidget(QWidget):
         if self.index.value != index:
             self.index.value = index
         if STACK_LAYER in self.viewer.layers and self.viewer.dims.ndisplay == 2:
-            step = list(self.viewer.dims.current_step)
-            if step and step[0] != index:
-                step[0] = index
-                self.viewer.dims.current_step = tuple(step)
+            layer = self.viewer.layers[STACK_LAYER]
+            world = float(layer.data_to_world((index, 0, 0))[0])
+            if int(round(layer.world_to_data(self.viewer.dims.point)[0])) != index:
+                self.viewer.dims.set_point(0, world)
         if POSE_LAYER in self.viewer.layers:
             layer = self.viewer.layers[POSE_LAYER]
             rows = np.flatnonzero(layer.features["index"].to_numpy() == index)

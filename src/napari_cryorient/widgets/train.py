@@ -21,6 +21,28 @@ from ._plots import PlotCanvas
 __all__ = ["TrainWidget"]
 
 
+_WARM = False
+
+
+def _warm_up_torch() -> None:
+    """Run one tiny training step once per process.
+
+    torch's first convolution backward on a CPU builds its kernels while holding the GIL
+    (measured: about half a second), which would freeze the UI at the start of the first
+    training run; paying it when the widget opens keeps the running UI responsive.
+    """
+    global _WARM
+    if _WARM:
+        return
+    from ..engine.siamese import SiameseNet
+
+    net = SiameseNet(EncoderConfig())
+    x = torch.randn(16, 1, EncoderConfig().working_box, EncoderConfig().working_box).squeeze(1)
+    torch.optim.AdamW(net.parameters())
+    net(x[:8], x[8:]).sum().backward()
+    _WARM = True
+
+
 class TrainWidget(JobWidget):
     """Start / Stop / resume training on the session's data set."""
 
@@ -74,6 +96,7 @@ class TrainWidget(JobWidget):
         self.layout().addWidget(self.loss_plot)
         self.layout().addWidget(self.dist_plot)
         self.session.dataset_changed.connect(self._reset)
+        _warm_up_torch()
 
     def _reset(self) -> None:
         self.loss_plot.axes.clear()
@@ -106,25 +129,27 @@ class TrainWidget(JobWidget):
         config = self._config()
         if config.encoder.working_box > ds.box:
             raise ValueError(f"working box {config.encoder.working_box} is larger than the images ({ds.box})")
-        trainer = self.session.trainer
-        resume = trainer is not None and not trainer.finished
-        if trainer is not None and trainer.finished and config.epochs > trainer.config.epochs:
-            trainer = DistanceTrainer.from_checkpoint(
-                trainer.checkpoint(), trainer.data, epochs=config.epochs
-            )
-            resume = True
-        if not resume:
+        previous = self.session.trainer
+        session = self.session
+        if previous is None or (previous.finished and config.epochs <= previous.config.epochs):
             config.validate(len(ds))
-            images = ds.clean if ds.clean is not None else ds.images
-            data = prepare_training_data(
-                images, ds.truth, config.encoder.working_box, noise_variance=ds.noise_variance
-            )
-            trainer = DistanceTrainer(data, config)
-        self.session.trainer = trainer
 
         def job():
+            # everything heavy happens here, in the worker thread
+            trainer = previous
+            if trainer is not None and trainer.finished and config.epochs > trainer.config.epochs:
+                trainer = DistanceTrainer.from_checkpoint(
+                    trainer.checkpoint(), trainer.data, epochs=config.epochs
+                )
+            elif trainer is None or trainer.finished:
+                images = ds.clean if ds.clean is not None else ds.images
+                data = prepare_training_data(
+                    images, ds.truth, config.encoder.working_box, noise_variance=ds.noise_variance
+                )
+                trainer = DistanceTrainer(data, config)
+            session.trainer = trainer
             yield from trainer.run()
-            return trainer
+            return trainer, trainer.checkpoint()
 
         return job
 
@@ -173,8 +198,9 @@ class TrainWidget(JobWidget):
         ax.set_title(f"MAE {ev.mae_deg:.1f}°, r = {ev.pearson_r:.3f}", fontsize=8)
         self.dist_plot.redraw()
 
-    def on_result(self, trainer: DistanceTrainer) -> None:
-        self._finish(trainer)
+    def on_result(self, result: tuple[DistanceTrainer, dict]) -> None:
+        trainer, self.session.checkpoint = result
+        self._finish(trainer, checkpoint_ready=True)
 
     def _finished(self) -> None:
         super()._finished()
@@ -183,8 +209,11 @@ class TrainWidget(JobWidget):
             # a stopped run keeps what it did; Start resumes it
             self._finish(trainer, stopped=True)
 
-    def _finish(self, trainer: DistanceTrainer, stopped: bool = False) -> None:
-        self.session.checkpoint = trainer.checkpoint()
+    def _finish(
+        self, trainer: DistanceTrainer, stopped: bool = False, checkpoint_ready: bool = False
+    ) -> None:
+        if not checkpoint_ready:
+            self.session.checkpoint = trainer.checkpoint()
         self.session.features = None
         self._plot_history()
         self.session.model_changed.emit()

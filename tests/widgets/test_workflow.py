@@ -1,0 +1,198 @@
+"""The quick workflow driven through the widgets as a user would, plus stop/resume, selection
+sync, errors and main-thread responsiveness."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from napari_cryorient.engine.jobs import Progress
+from napari_cryorient.io import read_map, read_particles
+from napari_cryorient.widgets import (
+    DatasetWidget,
+    ExportWidget,
+    InspectorWidget,
+    ReconstructWidget,
+    RecoverWidget,
+    TrainWidget,
+)
+from napari_cryorient.widgets._jobs import JobRunner
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the widgets send to napari's error notifications."""
+    seen: list[str] = []
+    import napari_cryorient.widgets._base as base
+    import napari_cryorient.widgets._jobs as jobs
+
+    monkeypatch.setattr(base, "show_error", seen.append)
+    monkeypatch.setattr(jobs, "show_error", seen.append)
+    return seen
+
+
+def _small_dataset(viewer, qtbot, n=300):
+    w = DatasetWidget(viewer)
+    w.n.value, w.box.value, w.pixel.value, w.snr.value = n, 32, 4.0, 0.0
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    return w
+
+
+def _train(viewer, qtbot, epochs=2):
+    t = TrainWidget(viewer)
+    t.epochs.value, t.steps.value, t.anchors.value, t.wbox.value = epochs, 4, 8, 16
+    t.device.value = "cpu"
+    t.start()
+    qtbot.waitUntil(lambda: not t.runner.running, timeout=120_000)
+    return t
+
+
+def test_every_widget_constructs(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for cls in (DatasetWidget, TrainWidget, RecoverWidget, ReconstructWidget, InspectorWidget, ExportWidget):
+        widget = cls(viewer)
+        viewer.window.add_dock_widget(widget, name=cls.__name__)
+
+
+def test_quick_workflow_through_the_widgets(make_napari_viewer, qtbot, tmp_path, errors):
+    viewer = make_napari_viewer()
+    inspector = InspectorWidget(viewer)
+    viewer.window.add_dock_widget(inspector)
+    _small_dataset(viewer, qtbot)
+    assert viewer.layers["projections"].data.shape == (300, 32, 32)
+    assert viewer.layers["ground truth"].data.shape == (32, 32, 32)
+    assert len(viewer.layers["true poses"].data) == 300
+
+    train = _train(viewer, qtbot)
+    assert train.session.checkpoint is not None and len(train.session.trainer.history) == 2
+    assert train.dist_plot.axes.images, "the predicted-vs-true histogram was drawn"
+
+    rec = RecoverWidget(viewer)
+    rec.steps.value, rec.restarts.value = 30, 1
+    rec.start()
+    qtbot.waitUntil(lambda: not rec.runner.running, timeout=120_000)
+    poses = viewer.layers["recovered poses"]
+    assert len(poses.data) == 300
+    np.testing.assert_allclose(np.linalg.norm(poses.data, axis=1), 50.0, rtol=1e-5)
+    assert {"index", "rot", "tilt", "psi", "error_deg"} <= set(poses.features.columns)
+    assert np.all((poses.features["error_deg"] >= 0) & (poses.features["error_deg"] <= 180))
+
+    recon = ReconstructWidget(viewer)
+    recon.start()
+    qtbot.waitUntil(lambda: not recon.runner.running, timeout=120_000)
+    vol = viewer.layers["reconstruction"]
+    assert vol.data.shape == (32, 32, 32) and vol.rendering == "iso"
+    assert "half-map" in recon.status.text()
+
+    # selection: by index, by stepping, by clicking a point, by the stack slider
+    inspector.index.value = 7
+    assert inspector.session.current == 7
+    stack = viewer.layers["projections"]
+    assert round(stack.world_to_data(viewer.dims.point)[0]) == 7
+    assert poses.selected_data == {7}
+    inspector.step(+1)
+    assert inspector.index.value == 8
+    poses.selected_data = {42}
+    assert inspector.index.value == 42
+    viewer.dims.set_point(0, stack.data_to_world((11, 0, 0))[0])  # the stack slider
+    assert inspector.session.current == 11
+    assert len(inspector.neighbours(11)) == 4 and 11 not in inspector.neighbours(11)
+    assert inspector.reprojection(11).shape == (32, 32)
+    assert "error" in inspector.info.text()
+
+    files = ExportWidget(viewer).export(tmp_path / "out")
+    names = {f.name for f in files}
+    assert {
+        "particles.mrcs",
+        "poses.star",
+        "poses.csv",
+        "reconstruction.mrc",
+        "model.pt",
+        "metrics.json",
+        "report.png",
+    } <= names
+    assert read_map(tmp_path / "out" / "reconstruction.mrc").voxel_size_a == pytest.approx(4.0)
+    table = read_particles(tmp_path / "out" / "poses.star")
+    assert len(table) == 300 and table.images().box == 32
+    assert errors == []
+
+
+def test_stop_keeps_training_and_start_resumes(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _small_dataset(viewer, qtbot, n=200)
+    t = TrainWidget(viewer)
+    t.epochs.value, t.steps.value, t.anchors.value, t.wbox.value, t.device.value = 50, 20, 8, 16, "cpu"
+    t.start()
+    qtbot.waitUntil(lambda: t.session.trainer is not None and t.session.trainer.step >= 3, timeout=60_000)
+    t0 = time.monotonic()
+    t.stop()
+    qtbot.waitUntil(lambda: not t.runner.running, timeout=10_000)
+    assert time.monotonic() - t0 < 2.0
+    step = t.session.trainer.step
+    assert 0 < step < 1000 and t.session.checkpoint is not None
+    assert "Start resumes" in t.status.text() or "stopped" in t.status.text()
+    t.epochs.value = 1  # a shorter target than already configured: the same run continues
+    t.start()
+    qtbot.waitUntil(lambda: t.session.trainer.step > step, timeout=60_000)
+    t.stop()
+    qtbot.waitUntil(lambda: not t.runner.running, timeout=10_000)
+
+
+def test_errors_become_notifications_and_leave_widgets_ready(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    t = TrainWidget(viewer)
+    t.start()
+    assert errors and "no data set" in errors[-1]
+    assert t.start_button.enabled
+    r = ReconstructWidget(viewer)
+    r.start()
+    assert "no data set" in errors[-1]
+    _small_dataset(viewer, qtbot, n=100)
+    r.start()
+    assert "no recovered poses" in errors[-1]
+    rec = RecoverWidget(viewer)
+    rec.start()
+    assert "no distance network" in errors[-1]
+    t.wbox.value = 64
+    t.start()
+    assert "working box" in errors[-1]
+    assert t.start_button.enabled and not t.runner.running
+
+
+def test_runtime_errors_in_workers_are_reported(qtbot, errors):
+    """napari's generator workers drop RuntimeError silently; ours must not."""
+    done = []
+
+    def failing():
+        yield Progress("x", 1, 3)
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    runner = JobRunner("failing job", on_finished=lambda: done.append(True))
+    runner.start(failing)
+    qtbot.waitUntil(lambda: bool(done), timeout=10_000)
+    assert runner.error and "out of memory" in runner.error
+    assert errors and "out of memory" in errors[-1]
+    assert not runner.running
+
+
+def test_main_thread_stays_responsive_while_training(make_napari_viewer, qtbot):
+    from qtpy.QtCore import QTimer
+
+    viewer = make_napari_viewer()
+    _small_dataset(viewer, qtbot, n=200)
+    t = TrainWidget(viewer)
+    t.epochs.value, t.steps.value, t.anchors.value, t.wbox.value, t.device.value = 3, 15, 16, 16, "cpu"
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    t.start()
+    qtbot.waitUntil(lambda: not t.runner.running, timeout=120_000)
+    timer.stop()
+    gaps = np.diff(ticks)
+    assert len(gaps) > 20
+    # rendering the epoch plots is the slowest main-thread work; the UI must never freeze
+    assert gaps.max() < 0.2, f"longest main-thread stall {gaps.max() * 1000:.0f} ms"
