@@ -196,3 +196,25 @@ def test_main_thread_stays_responsive_while_training(make_napari_viewer, qtbot):
     assert len(gaps) > 20
     # rendering the epoch plots is the slowest main-thread work; the UI must never freeze
     assert gaps.max() < 0.2, f"longest main-thread stall {gaps.max() * 1000:.0f} ms"
+
+
+def test_settings_persist_between_sessions(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    w = DatasetWidget(viewer)
+    w.n.value, w.snr.value, w.orient.value = 150, -3.0, "euler"
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    again = DatasetWidget(viewer)
+    assert (again.n.value, again.snr.value, again.orient.value) == (150, -3.0, "euler")
+
+
+def test_closing_the_widget_stops_its_worker(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _small_dataset(viewer, qtbot, n=200)
+    t = TrainWidget(viewer)
+    t.epochs.value, t.steps.value, t.anchors.value, t.wbox.value, t.device.value = 100, 50, 8, 16, "cpu"
+    t.start()
+    qtbot.waitUntil(lambda: t.session.trainer is not None and t.session.trainer.step >= 2, timeout=60_000)
+    t.close()
+    qtbot.waitUntil(lambda: not t.runner.running, timeout=5_000)
+    assert t.session.trainer.step < 100 * 50

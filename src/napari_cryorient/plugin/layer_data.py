@@ -73,6 +73,13 @@ def pose_points_layer_data(
         "border_width": 0,
         "metadata": {"pixel_size_a": pixel_size_a, **(extra_metadata or {})},
     }
+    box = (extra_metadata or {}).get("box")
+    if pixel_size_a and box:
+        # around the map: centred on its centre voxel, radius 0.6 × its width (Å)
+        centre = (box // 2) * float(pixel_size_a)
+        kwargs["translate"] = (centre, centre, centre)
+        kwargs["scale"] = (0.6 * box * float(pixel_size_a) / SPHERE_RADIUS,) * 3
+        kwargs["size"] = 2.0
     if errors_deg is not None:
         kwargs["face_color"] = "error_deg"
         kwargs["face_colormap"] = "plasma"

@@ -72,6 +72,7 @@ class JobWidget(QWidget):
         save_settings(self.section, self.form)
         self.start_button.enabled = False
         self.stop_button.enabled = True
+        self._summary = ""
         self.status.setText("running…")
         self.runner.start(factory)
 
@@ -80,6 +81,7 @@ class JobWidget(QWidget):
 
     def _result(self, result: Any) -> None:
         self.on_result(result)
+        self._summary = self.status.text()
 
     def _finished(self) -> None:
         self.start_button.enabled = True
@@ -88,6 +90,8 @@ class JobWidget(QWidget):
             self.status.setText(f"failed: {self.runner.error}")
         elif self.runner.stopped:
             self.status.setText("stopped")
+        elif getattr(self, "_summary", ""):
+            self.status.setText(self._summary)  # the result, not the last progress line
 
     def closeEvent(self, event) -> None:
         self.runner.stop()

@@ -85,7 +85,7 @@ class ReconstructWidget(JobWidget):
             px,
             LAYER,
             rendering="iso",
-            iso_threshold=float(np.percentile(rec.volume, 99)) * 0.5,
+            iso_threshold=float(np.percentile(rec.volume, 99.5)) * 0.7,
             colormap="gray",
         )
         self.viewer.add_image(data, **kw)

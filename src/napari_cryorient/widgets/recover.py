@@ -104,7 +104,7 @@ class RecoverWidget(JobWidget):
         ax = self.loss_plot.axes
         ax.clear()
         if self._losses:
-            ax.semilogy(self._losses)
+            ax.plot(self._losses)
             ax.set_xlabel("event")
             ax.set_ylabel("recovery loss (rad²)")
         self.loss_plot.redraw()
