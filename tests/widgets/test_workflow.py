@@ -218,3 +218,24 @@ def test_closing_the_widget_stops_its_worker(make_napari_viewer, qtbot):
     t.close()
     qtbot.waitUntil(lambda: not t.runner.running, timeout=5_000)
     assert t.session.trainer.step < 100 * 50
+
+
+def test_dataset_adopts_an_opened_star_and_preprocesses_it(make_napari_viewer, qtbot, shared_data, errors):
+    viewer = make_napari_viewer()
+    w = DatasetWidget(viewer)
+    w.source.value = "use opened layers"
+    w.start()
+    assert errors and "open a particle stack first" in errors[-1]
+    viewer.open(shared_data / "formats" / "relion31" / "relion31.star", plugin="napari-cryorient")
+    w.form.reset_choices()
+    w.stack.value = viewer.layers["relion31 particles"]
+    w.poses.value = viewer.layers["relion31 poses"]
+    w.crop.value, w.normalise.value = 64, True
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=30_000)
+    ds = w.session.dataset
+    assert ds.images.shape == (5, 64, 64) and ds.truth.shape == (5, 3, 3)
+    assert ds.pixel_size_a == pytest.approx(2.806 * 256 / 64)
+    w.crop.value = 1000
+    w.start()
+    assert "output box" in errors[-1]

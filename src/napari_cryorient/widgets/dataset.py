@@ -12,8 +12,10 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 from napari.layers import Image, Points
 
 from ..engine.fourier import fourier_resize_volume
+from ..engine.preprocess import PreprocessConfig, preprocess_particles
 from ..engine.simulate import SimulationConfig, simulate_particles
 from ..engine.volumes import make_sample_volume, normalise_volume
+from ..io.errors import InputError
 from ..plugin.layer_data import image_layer_data, pose_points_layer_data, rotations_from_features
 from ._base import JobWidget
 from ._session import Dataset
@@ -60,6 +62,10 @@ class DatasetWidget(JobWidget):
             label="particle stack",
             choices=lambda *_: DatasetWidget._stack_choices(napari_viewer),
         )
+        self.crop = SpinBox(
+            name="crop_box", label="Fourier-crop to (px, 0 = keep)", min=0, max=1024, step=2, value=0
+        )
+        self.normalise = CheckBox(name="normalise", label="normalise on background", value=False)
         self.poses = ComboBox(
             name="poses",
             label="true poses",
@@ -83,6 +89,8 @@ class DatasetWidget(JobWidget):
                 self.seed,
                 self.stack,
                 self.poses,
+                self.crop,
+                self.normalise,
             ]
         )
         super().__init__(napari_viewer, form, start_text="Make data set")
@@ -138,7 +146,7 @@ class DatasetWidget(JobWidget):
             self.seed,
         ):
             w.visible = sim
-        self.stack.visible = self.poses.visible = not sim
+        self.stack.visible = self.poses.visible = self.crop.visible = self.normalise.visible = not sim
         self.start_button.text = "Make data set" if sim else "Use these layers"
 
     # --- job
@@ -154,13 +162,9 @@ class DatasetWidget(JobWidget):
             vol = fourier_resize_volume(vol, box)
         return vol, layer_px * data.shape[-1] / box
 
-    def start(self) -> None:
-        if self.source.value != "simulate":
-            self._adopt_layers()
-            return
-        super().start()
-
     def make_job(self):
+        if self.source.value != "simulate":
+            return self._adopt_job()
         if self.df_min.value > self.df_max.value:
             raise ValueError("defocus min is larger than defocus max")
         vol, px = self._volume()
@@ -186,6 +190,13 @@ class DatasetWidget(JobWidget):
         return job
 
     def on_result(self, result: Any) -> None:
+        if isinstance(result, Dataset):
+            self.session.set_dataset(result)
+            self.status.setText(
+                f"using {result.source}: {len(result)} particles of {result.box}² at "
+                f"{result.pixel_size_a:.3g} Å/px" + (", with true poses" if result.truth is not None else "")
+            )
+            return
         clean, noisy, vol, px = result
         has_noise = noisy is not clean
         ds = Dataset(
@@ -225,30 +236,35 @@ class DatasetWidget(JobWidget):
             )
             self.viewer.add_points(data, visible=False, **kw)
 
-    def _adopt_layers(self) -> None:
-        from napari.utils.notifications import show_error
-
+    def _adopt_job(self):
         stack = self.stack.value
         if stack is None:
-            show_error("Dataset: open a particle stack first (File > Open, .mrcs or .star)")
-            return
+            raise InputError("open a particle stack first (File > Open: .mrcs, .star or .cs)")
         images = np.asarray(stack.data, dtype=np.float32)
-        if not np.isfinite(images).all():
-            show_error(f"Dataset: {stack.name} contains NaN or infinite pixels")
-            return
+        if images.ndim != 3 or images.shape[-1] != images.shape[-2]:
+            raise InputError(f"{stack.name} is not a stack of square images")
         px = float((stack.metadata or {}).get("pixel_size_a") or stack.scale[-1])
         truth = None
         if self.poses.value is not None:
-            try:
-                truth = rotations_from_features(self.poses.value.features)
-            except ValueError as err:
-                show_error(f"Dataset: {err}")
-                return
+            truth = rotations_from_features(self.poses.value.features)
             if len(truth) != len(images):
-                show_error(f"Dataset: {len(truth)} poses for {len(images)} images")
-                return
-        self.session.set_dataset(Dataset(images=images, pixel_size_a=px, truth=truth, source=stack.name))
-        self.status.setText(
-            f"using {stack.name}: {len(images)} particles of {images.shape[-1]}² at {px:.3g} Å/px"
-            + (", with true poses" if truth is not None else "")
-        )
+                raise InputError(f"{len(truth)} poses for {len(images)} images")
+        config = PreprocessConfig(box=self.crop.value or None, normalise=self.normalise.value)
+        config.validate(images.shape[-1])
+        name = stack.name
+
+        def job():
+            if config.box is None and not config.normalise:
+                if not np.isfinite(images).all():
+                    raise ValueError(f"{name} contains NaN or infinite pixels")
+                return Dataset(images=images, pixel_size_a=px, truth=truth, source=name)
+            box = config.box or images.shape[-1]
+            out = np.empty((len(images), box, box), np.float32)
+
+            def sink(start, chunk):
+                out[start : start + len(chunk)] = chunk
+
+            res = yield from preprocess_particles(images, px, sink, config=config)
+            return Dataset(images=out, pixel_size_a=res.pixel_size_a, truth=truth, source=name)
+
+        return job
