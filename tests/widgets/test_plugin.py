@@ -62,3 +62,15 @@ def test_samples_and_writers_round_trip(make_napari_viewer, tmp_path):
     rot = so3.euler_relion_to_matrix(poses.features[["rot", "tilt", "psi"]].to_numpy())
     assert np.max(so3.relative_angle_deg(back.rotations(), rot)) < 1e-3
     assert back.pixel_size == pytest.approx(2.0)
+
+
+def test_gui_opens_with_every_widget_docked_and_the_sample(qtbot):
+    from napari_cryorient.cli.gui import WIDGETS, open_viewer
+
+    viewer = open_viewer(show=False, sample=True)
+    try:
+        docked = set(viewer.window.dock_widgets)
+        assert {f"{name} (napari-cryorient)" for name in WIDGETS} <= docked
+        assert viewer.layers[0].data.shape == (64, 64, 64)
+    finally:
+        viewer.close()
