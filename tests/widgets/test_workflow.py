@@ -239,3 +239,24 @@ def test_dataset_adopts_an_opened_star_and_preprocesses_it(make_napari_viewer, q
     w.crop.value = 1000
     w.start()
     assert "output box" in errors[-1]
+
+
+def test_stopped_recovery_keeps_its_estimate_and_vectors_show(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    _small_dataset(viewer, qtbot, n=200)
+    t = _train(viewer, qtbot, epochs=1)
+    # the model survives a save/load round trip through the widget
+    t.save_model(str(tmp_path / "m.pt"))
+    t.load_model(str(tmp_path / "m.pt"))
+    assert t.session.checkpoint is not None and "m.pt" in t.status.text()
+    rec = RecoverWidget(viewer)
+    rec.steps.value, rec.restarts.value, rec.inplane.value = 100000, 1, True
+    rec.start()
+    qtbot.waitUntil(lambda: getattr(rec, "_estimate", None) is not None, timeout=60_000)
+    rec.stop()
+    qtbot.waitUntil(lambda: not rec.runner.running, timeout=5_000)
+    assert "kept the best estimate" in rec.status.text()
+    assert len(viewer.layers["recovered poses"].data) == 200
+    vectors = viewer.layers["in-plane directions"].data
+    assert vectors.shape == (200, 2, 3)
+    assert rec.session.poses.shape == (200, 3, 3)

@@ -261,7 +261,10 @@ def recover_orientations(
     Yields
     ------
     Progress
-        Stage ``"recover"``: steps done over all restarts, ``data={"loss": ...}``.
+        Stage ``"recover"``: steps done over all restarts; ``data`` holds ``loss`` and
+        ``estimate``, the `(n, 4)` quaternions of the best restart finished so far (or of
+        the current iterate during the first one), so that a caller that stops early
+        keeps a usable result.
 
     Returns
     -------
@@ -322,9 +325,11 @@ def recover_orientations(
                     done += 1
                     if step % 50 == 0 or step == config.n_steps - 1:
                         history.append(loss.item())
+                        estimate = best.quaternions if best is not None else \
+                            so3.canonical_quaternions(q.detach().numpy().copy())
                         yield Progress("recover", done, total,
                                        f"restart {restart + 1}/{config.n_restarts}",
-                                       {"loss": loss.item(), "restart": restart})
+                                       {"loss": loss.item(), "restart": restart, "estimate": estimate})
             else:
                 done += 1
                 yield Progress("recover", done, total)

@@ -19,13 +19,14 @@ from ..engine.recover import FeatureDistances, RecoveryConfig, recover_orientati
 from ..engine.refine import RefineConfig, refine_orientations
 from ..engine.train import compute_features, prepare_training_data
 from ..io.errors import InputError
-from ..plugin.layer_data import pose_points_layer_data
+from ..plugin.layer_data import SPHERE_RADIUS, pose_points_layer_data
 from ._base import JobWidget
 from ._plots import PlotCanvas
 
 __all__ = ["RecoverWidget"]
 
 LAYER = "recovered poses"
+VECTORS = "in-plane directions"
 
 
 class RecoverWidget(JobWidget):
@@ -40,8 +41,11 @@ class RecoverWidget(JobWidget):
         self.restarts = SpinBox(name="restarts", label="restarts", min=1, max=50, value=d.n_restarts)
         self.resolve = CheckBox(name="resolve", label="resolve ambiguity from images", value=True)
         self.refine = CheckBox(name="refine", label="refine by projection matching", value=True)
+        self.inplane = CheckBox(name="inplane", label="show in-plane directions (vectors)", value=False)
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
-        form = Container(widgets=[self.steps, self.restarts, self.resolve, self.refine, self.seed])
+        form = Container(
+            widgets=[self.steps, self.restarts, self.resolve, self.refine, self.inplane, self.seed]
+        )
         super().__init__(napari_viewer, form, start_text="Recover")
         self.loss_plot = PlotCanvas()
         self.error_plot = PlotCanvas()
@@ -65,6 +69,7 @@ class RecoverWidget(JobWidget):
         )
         do_resolve, do_refine, seed = self.resolve.value, self.refine.value, self.seed.value
         self._losses = []
+        self._estimate = None
 
         def job():
             small = prepare_training_data(
@@ -94,6 +99,8 @@ class RecoverWidget(JobWidget):
 
     def on_event(self, event) -> None:
         super().on_event(event)
+        if event.stage == "recover" and event.data.get("estimate") is not None:
+            self._estimate = event.data["estimate"]
         loss = event.data.get("loss")
         if event.stage == "recover" and loss is not None:
             self._losses.append(float(loss))
@@ -111,25 +118,30 @@ class RecoverWidget(JobWidget):
 
     def on_result(self, result: Any) -> None:
         features, rec, poses = result
-        ds = self.session.dataset
         self.session.features = features
+        summary = self._show_poses(poses)
+        self.status.setText(f"recovered {len(poses)} poses, loss {rec.loss:.4f} rad²{summary}")
+
+    def _show_poses(self, poses: np.ndarray) -> str:
+        """Store and render poses (points, optional in-plane vectors, error histogram);
+        returns the error summary (empty without a truth)."""
+        ds = self.session.dataset
         self.session.poses = poses
-        errors = None
-        summary = f"recovered {len(poses)} poses, loss {rec.loss:.4f} rad²"
+        errors, summary = None, ""
         if ds is not None and ds.truth is not None:
             aligned = align_harmless(
                 so3.matrix_to_quaternion(poses), so3.matrix_to_quaternion(ds.truth), allow_hand_flip=True
             )
             errors = aligned.errors_deg
-            summary += (
+            summary = (
                 f"; error vs truth (harmless rotation aligned): mean {aligned.mean_deg:.1f}°, "
                 f"median {aligned.median_deg:.1f}°, p90 {aligned.p90_deg:.1f}°"
             )
             self.session.metrics.update(aligned.summary())
         self.session.errors_deg = errors
-        self.status.setText(summary)
-        if LAYER in self.viewer.layers:
-            self.viewer.layers.remove(LAYER)
+        for name in (LAYER, VECTORS):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
         data, kw, _ = pose_points_layer_data(
             poses,
             errors,
@@ -139,9 +151,31 @@ class RecoverWidget(JobWidget):
         )
         layer: Points = self.viewer.add_points(data, **kw)
         layer.selected_data.events.items_changed.connect(lambda *_: self._on_pick(layer))
+        if self.inplane.value:
+            # the particle's image x axis, in the reference frame: first row of R
+            tangent = poses[:, 0, ::-1] * 0.08 * SPHERE_RADIUS  # napari (z, y, x)
+            vectors = np.stack([data, tangent], axis=1)
+            self.viewer.add_vectors(
+                vectors,
+                name=VECTORS,
+                edge_width=0.3,
+                length=1.0,
+                scale=kw.get("scale"),
+                translate=kw.get("translate"),
+            )
         self._plot_losses()
         self._plot_errors(errors)
         self.session.poses_changed.emit()
+        return summary
+
+    def _finished(self) -> None:
+        super()._finished()
+        if self.runner.stopped and getattr(self, "_estimate", None) is not None:
+            # keep the best estimate so far (not resolved nor refined)
+            summary = self._show_poses(so3.quaternion_to_matrix(self._estimate))
+            self.status.setText(
+                "stopped: kept the best estimate so far (ambiguity not resolved, not refined)" + summary
+            )
 
     def _on_pick(self, layer: Points) -> None:
         sel = sorted(layer.selected_data)
