@@ -25,7 +25,7 @@ import pandas as pd
 from ..engine import so3
 from ..engine.ctf import CTFParams
 from .atomic import atomic_path
-from .errors import InputError
+from .errors import InputError, check_input_file
 from .mrc import read_stack
 from .relion_star import ANGLE_COLUMNS, ParticleTable, table_from_blocks
 
@@ -49,12 +49,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _load_pickle(path: Path) -> Any:
-    if not path.exists():
-        raise InputError("file does not exist", path)
-    if path.is_dir():
-        raise InputError("is a directory, expected a cryoDRGN .pkl file", path)
-    if path.stat().st_size == 0:
-        raise InputError("file is empty", path)
+    check_input_file(path, "a cryoDRGN .pkl file")
     try:
         with open(path, "rb") as f:
             return _ArrayUnpickler(f).load()

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from ..engine import so3
-from .errors import InputError
+from .errors import InputError, check_input_file
 from .relion_star import ANGLE_COLUMNS, ParticleTable, table_from_blocks
 
 __all__ = ["read_cryosparc"]
@@ -50,12 +50,7 @@ _OPTICS_FIELDS = {  # cryoSPARC field -> RELION optics column
 
 
 def _load(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise InputError("file does not exist", path)
-    if path.is_dir():
-        raise InputError("is a directory, expected a cryoSPARC .cs file", path)
-    if path.stat().st_size == 0:
-        raise InputError("file is empty", path)
+    check_input_file(path, "a cryoSPARC .cs file")
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:

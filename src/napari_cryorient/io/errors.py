@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "check_input_file"]
 
 
 class InputError(ValueError):
@@ -18,3 +18,22 @@ class InputError(ValueError):
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+def check_input_file(path: Path, expected: str) -> None:
+    """Raise :class:`InputError` unless ``path`` is an existing, non-empty, readable file.
+
+    ``expected`` names what a directory was mistaken for (e.g. ``"a STAR file"``).
+    """
+    if not path.exists():
+        raise InputError("file does not exist", path)
+    if path.is_dir():
+        raise InputError(f"is a directory, expected {expected}", path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise InputError(f"cannot be read ({err.strerror})", path) from err
+    if size == 0:
+        raise InputError("file is empty", path)

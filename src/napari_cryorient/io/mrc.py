@@ -15,7 +15,7 @@ import mrcfile
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import InputError
+from .errors import InputError, check_input_file
 
 __all__ = ["MapData", "StackData", "StackWriter", "check_finite", "read_map", "read_stack", "write_map"]
 
@@ -39,18 +39,7 @@ class StackData:
 
 
 def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise InputError("file does not exist", path)
-    if path.is_dir():
-        raise InputError("is a directory, expected a file", path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb"):
-            pass
-    except OSError as err:
-        raise InputError(f"cannot be read ({err.strerror})", path) from err
-    if size == 0:
-        raise InputError("file is empty", path)
+    check_input_file(path, "an MRC file")
 
 
 def _open_mmap(path: Path):

@@ -25,7 +25,7 @@ import starfile
 from ..engine import so3
 from ..engine.ctf import CTFParams
 from .atomic import atomic_path
-from .errors import InputError
+from .errors import InputError, check_input_file
 from .mrc import check_finite, read_stack
 
 __all__ = ["ParticleStack", "ParticleTable", "read_particles", "table_from_blocks", "write_particles"]
@@ -225,12 +225,7 @@ class ParticleStack:
 
 
 def _read_blocks(path: Path) -> dict[str, pd.DataFrame]:
-    if not path.exists():
-        raise InputError("file does not exist", path)
-    if path.is_dir():
-        raise InputError("is a directory, expected a STAR file", path)
-    if path.stat().st_size == 0:
-        raise InputError("file is empty", path)
+    check_input_file(path, "a STAR file")
     try:
         blocks = starfile.read(path, always_dict=True)
     except UnicodeDecodeError as err:

@@ -117,18 +117,23 @@ class JobRunner:
             time.sleep(0.01)
 
     def _event(self, event: Progress | None) -> None:
-        if event is None:
-            return
+        if event is None or self.worker is None:
+            return  # nothing to show, or a late event of a job that has already ended
         bar = self._bar
         if bar is not None:
             try:
                 if bar.total != event.total:
                     bar.total = event.total
-                bar.set_description(f"{self.name}: {event.stage}")
+                description = f"{self.name}: {event.stage}"
+                if bar.desc != description:
+                    # napari's progress bar processes Qt events here: the job may end meanwhile
+                    bar.set_description(description)
                 bar.n = event.done
                 bar.refresh()
             except (AttributeError, RuntimeError):
                 pass  # the bar was closed meanwhile (job finished); nothing to update
+        if self.worker is None:
+            return  # the job ended while the bar was updated; its last state is already shown
         if self._on_event is not None:
             self._on_event(event)
 

@@ -72,27 +72,12 @@ class DatasetWidget(JobWidget):
             choices=lambda *_: DatasetWidget._pose_choices(napari_viewer),
             nullable=True,
         )
-        form = Container(
-            widgets=[
-                self.source,
-                self.volume,
-                self.n,
-                self.box,
-                self.pixel,
-                self.orient,
-                self.noisy,
-                self.snr,
-                self.shift,
-                self.ctf,
-                self.df_min,
-                self.df_max,
-                self.seed,
-                self.stack,
-                self.poses,
-                self.crop,
-                self.normalise,
-            ]
-        )
+        self._simulation_widgets = (
+            self.volume, self.n, self.box, self.pixel, self.orient, self.noisy, self.snr, self.shift,
+            self.ctf, self.df_min, self.df_max, self.seed,
+        )  # fmt: skip
+        self._layer_widgets = (self.stack, self.poses, self.crop, self.normalise)
+        form = Container(widgets=[self.source, *self._simulation_widgets, *self._layer_widgets])
         super().__init__(napari_viewer, form, start_text="Make data set")
         self.source.changed.connect(self._update_visibility)
         self._update_visibility()
@@ -131,22 +116,10 @@ class DatasetWidget(JobWidget):
 
     def _update_visibility(self, *_: Any) -> None:
         sim = self.source.value == "simulate"
-        for w in (
-            self.volume,
-            self.n,
-            self.box,
-            self.pixel,
-            self.orient,
-            self.noisy,
-            self.snr,
-            self.shift,
-            self.ctf,
-            self.df_min,
-            self.df_max,
-            self.seed,
-        ):
+        for w in self._simulation_widgets:
             w.visible = sim
-        self.stack.visible = self.poses.visible = self.crop.visible = self.normalise.visible = not sim
+        for w in self._layer_widgets:
+            w.visible = not sim
         self.start_button.text = "Make data set" if sim else "Use these layers"
 
     # --- job
