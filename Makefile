@@ -56,6 +56,7 @@ bench: setup
 	$(PY) -m benchmarks.recovery_exact
 	$(PY) -m benchmarks.method sample-12db quick
 	$(PY) -m benchmarks.reconstruct_memory
+	$(PY) -m benchmarks.large_stack
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
