@@ -57,3 +57,21 @@ def test_alignment_of_very_noisy_estimates_is_at_least_as_good_as_the_true_trans
                                      so3.quaternion_conjugate(h))
     truth_transform_error = np.mean(np.rad2deg(so3.geodesic_distance(undone, q)))
     assert align_to_reference(est, q).mean_deg <= truth_transform_error + 0.05
+
+
+def test_full_alignment_is_never_worse_than_the_harmless_one():
+    """O(4) contains the harmless rotation and the hand flip: its error can only be lower."""
+    from napari_cryorient.engine.align import align_harmless, align_to_reference
+
+    rng = np.random.default_rng(7)
+    truth = so3.matrix_to_quaternion(so3.sample_uniform_so3(400, rng))
+    h = so3.matrix_to_quaternion(so3.sample_uniform_so3(1, rng))[0]
+    rz_pi = np.array([0.0, 0.0, 0.0, 1.0])
+    est = so3.quaternion_multiply(rz_pi, so3.quaternion_multiply(truth, h))
+    # heavy noise on half of the particles (a poor estimate, as at -16 dB)
+    noise = so3.matrix_to_quaternion(so3.sample_uniform_so3(200, rng))
+    est[:200] = noise
+    full = align_to_reference(est, truth, seed=0)
+    harmless = align_harmless(est, truth, allow_hand_flip=True)
+    assert full.mean_deg <= harmless.mean_deg + 1e-6
+    assert np.median(full.errors_deg[200:]) < 0.1

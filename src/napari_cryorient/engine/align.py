@@ -121,6 +121,14 @@ def _closed_form_starts(q_est: np.ndarray, q_ref: np.ndarray) -> list[np.ndarray
         g = np.linalg.eigh(b.T @ b)[1][:, -1]
         g_bar = so3.quaternion_conjugate(g)
         starts.append(c @ np.stack([so3.quaternion_multiply(g_bar, e) for e in np.eye(4)]))
+        # the harmless right factor after the hand flip Rz(π) on the left
+        rz_pi = np.array([0.0, 0.0, 0.0, 1.0])
+        qf = so3.quaternion_multiply(rz_pi, qe)
+        a = so3.quaternion_multiply(so3.quaternion_conjugate(q_ref), qf)
+        h = np.linalg.eigh(a.T @ a)[1][:, -1]
+        h_bar = so3.quaternion_conjugate(h)
+        starts.append(c @ np.stack([so3.quaternion_multiply(so3.quaternion_multiply(rz_pi, e), h_bar)
+                                    for e in np.eye(4)]))
     return starts
 
 
@@ -151,7 +159,8 @@ def align_to_reference(
     if q_est.shape != q_ref.shape:
         raise ValueError(f"shapes differ: {q_est.shape} vs {q_ref.shape}")
     rng = np.random.default_rng(seed)
-    starts = [np.eye(4), *_closed_form_starts(q_est, q_ref)]
+    closed = _closed_form_starts(q_est, q_ref)
+    starts = [np.eye(4), *closed]
     starts += [_polar(rng.standard_normal((4, 4))) for _ in range(n_starts)]
     best_score, best_m = -np.inf, np.eye(4)
     for m in starts:
@@ -168,6 +177,13 @@ def align_to_reference(
             best_score, best_m = score, m
     if refine_steps:
         best_m = _refine_mean_error(best_m, q_est, q_ref, refine_steps)
+    # the sign-agnostic score is only a proxy for the mean error: the closed-form maps
+    # (themselves elements of O(4)) are kept when one of them is better (seen at -16 dB)
+    best_err = pose_errors_deg(so3.canonical_quaternions(q_est @ best_m), q_ref).mean()
+    for m in closed:
+        err = pose_errors_deg(so3.canonical_quaternions(q_est @ m), q_ref).mean()
+        if err < best_err:
+            best_err, best_m = err, m
     aligned = so3.canonical_quaternions(q_est @ best_m)
     return AlignmentResult(aligned, pose_errors_deg(aligned, q_ref), best_m,
                            bool(np.linalg.det(best_m) < 0))
