@@ -67,7 +67,11 @@ class DemoConfig:
     ctf: bool = False
     volume: Path | None = None
     sample: str = "pseudo-protein"
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=120, steps_per_epoch=60))
+    # the whole cosine schedule: early stopping on a still-high learning rate stopped the
+    # preferred-orientation case at epoch 35 with a network that recovery could not use
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=120, steps_per_epoch=60, patience=0)
+    )
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     refine: RefineConfig | None = field(default_factory=RefineConfig)
     seed: int = 0
@@ -75,10 +79,13 @@ class DemoConfig:
     @classmethod
     def quick(cls, **changes: Any) -> DemoConfig:
         """A run that finishes in a few minutes on a 2-core CPU."""
-        base = cls(n_particles=2000, snr_db=-6.0,
-                   train=TrainConfig(epochs=30, steps_per_epoch=50),
-                   recovery=RecoveryConfig(n_restarts=1),
-                   refine=RefineConfig(radii_deg=(12.0, 6.0, 3.0)))
+        base = cls(
+            n_particles=2000,
+            snr_db=-6.0,
+            train=TrainConfig(epochs=30, steps_per_epoch=50),
+            recovery=RecoveryConfig(n_restarts=1),
+            refine=RefineConfig(radii_deg=(12.0, 6.0, 3.0)),
+        )
         return replace(base, **changes)
 
 
@@ -107,8 +114,9 @@ def save_model(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     return path
 
 
-def _run(job: Generator[Progress, None, Any], stage: str, timings: dict[str, float]
-         ) -> Generator[Progress, None, Any]:
+def _run(
+    job: Generator[Progress, None, Any], stage: str, timings: dict[str, float]
+) -> Generator[Progress, None, Any]:
     """Forward a sub-job's events under ``stage`` and add its wall time to ``timings``."""
     t0 = time.perf_counter()
     result = None
@@ -143,21 +151,26 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
     torch.manual_seed(config.seed)
     vol, px = load_demo_volume(config)
     box = config.box
-    sim_cfg = SimulationConfig(n_particles=config.n_particles, orientations=config.orientations,
-                               ctf=config.ctf, seed=config.seed)
+    sim_cfg = SimulationConfig(
+        n_particles=config.n_particles, orientations=config.orientations, ctf=config.ctf, seed=config.seed
+    )
     clean = yield from _run(simulate_particles(vol, px, sim_cfg), "simulate", timings)
     noisy = clean
     if config.snr_db is not None:
-        noisy = yield from _run(simulate_particles(vol, px, replace(sim_cfg, snr_db=config.snr_db)),
-                                "simulate", timings)
+        noisy = yield from _run(
+            simulate_particles(vol, px, replace(sim_cfg, snr_db=config.snr_db)), "simulate", timings
+        )
     truth_q = so3.matrix_to_quaternion(clean.rotations)
 
     # --- distance learning (fresh noise every step)
     wb = min(config.train.encoder.working_box, box)
-    train_cfg = replace(config.train, encoder=replace(config.train.encoder, working_box=wb),
-                        seed=config.seed)
-    data = prepare_training_data(clean.images, clean.rotations, wb,
-                                 noise_variance=noisy.noise_variance if config.snr_db is not None else None)
+    train_cfg = replace(config.train, encoder=replace(config.train.encoder, working_box=wb), seed=config.seed)
+    data = prepare_training_data(
+        clean.images,
+        clean.rotations,
+        wb,
+        noise_variance=noisy.noise_variance if config.snr_db is not None else None,
+    )
     trainer = DistanceTrainer(data, train_cfg)
     yield from _run(trainer.run(), "train", timings)
     trainer.model.load_state_dict(trainer.best_model().state_dict())
@@ -169,12 +182,16 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
     features = compute_features(trainer.model, noisy_w, trainer.norm, device=trainer.device)
     timings["features"] = time.perf_counter() - t0
     rec_cfg = replace(config.recovery, seed=config.seed)
-    recovered = yield from _run(recover_orientations(FeatureDistances(features), rec_cfg),
-                                "recover", timings)
+    recovered = yield from _run(recover_orientations(FeatureDistances(features), rec_cfg), "recover", timings)
 
     # --- resolve the harmful ambiguity from the images (no truth used)
-    amb = yield from _run(resolve_ambiguity(noisy.images, recovered.rotations, ctf=noisy.ctf,
-                                            pixel_size_a=px, seed=config.seed), "resolve", timings)
+    amb = yield from _run(
+        resolve_ambiguity(
+            noisy.images, recovered.rotations, ctf=noisy.ctf, pixel_size_a=px, seed=config.seed
+        ),
+        "resolve",
+        timings,
+    )
     resolved = amb.apply(recovered.rotations)
 
     # --- local projection matching from the resolved poses (no truth used)
@@ -182,9 +199,12 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
     final = resolved
     if config.refine is not None:
         refinement = yield from _run(
-            refine_orientations(noisy.images, resolved, px, ctf=noisy.ctf,
-                                config=replace(config.refine, seed=config.seed)),
-            "refine", timings)
+            refine_orientations(
+                noisy.images, resolved, px, ctf=noisy.ctf, config=replace(config.refine, seed=config.seed)
+            ),
+            "refine",
+            timings,
+        )
         final = refinement.rotations
     final_q = so3.matrix_to_quaternion(final)
 
@@ -195,22 +215,47 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
 
     # --- reconstructions from the noisy images
     ctf_mode = "wiener" if config.ctf else "none"
-    rec_true = yield from _run(reconstruct_volume(noisy.images, clean.rotations, px, ctf=noisy.ctf,
-                                                  ctf_correction=ctf_mode, half_maps=True,
-                                                  seed=config.seed), "reconstruct", timings)
+    rec_true = yield from _run(
+        reconstruct_volume(
+            noisy.images,
+            clean.rotations,
+            px,
+            ctf=noisy.ctf,
+            ctf_correction=ctf_mode,
+            half_maps=True,
+            seed=config.seed,
+        ),
+        "reconstruct",
+        timings,
+    )
     aligned_poses = so3.quaternion_to_matrix(harmless.quaternions)
-    rec_ours = yield from _run(reconstruct_volume(noisy.images, aligned_poses, px, ctf=noisy.ctf,
-                                                  ctf_correction=ctf_mode, half_maps=True,
-                                                  seed=config.seed), "reconstruct", timings)
+    rec_ours = yield from _run(
+        reconstruct_volume(
+            noisy.images,
+            aligned_poses,
+            px,
+            ctf=noisy.ctf,
+            ctf_correction=ctf_mode,
+            half_maps=True,
+            seed=config.seed,
+        ),
+        "reconstruct",
+        timings,
+    )
     fsc_true = fourier_shell_correlation(rec_true.volume, vol.numpy(), px)
     fsc_ours = compare_with_reference(rec_ours.volume, vol, px)
     half_true = fourier_shell_correlation(*rec_true.half_maps, px)
     half_ours = fourier_shell_correlation(*rec_ours.half_maps, px)
 
     metrics: dict[str, Any] = {
-        "n_particles": config.n_particles, "box": box, "pixel_size_a": px,
-        "snr_db": config.snr_db, "orientations": config.orientations, "ctf": config.ctf,
-        "distance_mae_deg": evaluation.mae_deg, "distance_rmse_deg": evaluation.rmse_deg,
+        "n_particles": config.n_particles,
+        "box": box,
+        "pixel_size_a": px,
+        "snr_db": config.snr_db,
+        "orientations": config.orientations,
+        "ctf": config.ctf,
+        "distance_mae_deg": evaluation.mae_deg,
+        "distance_rmse_deg": evaluation.rmse_deg,
         "distance_pearson_r": evaluation.pearson_r,
         "orientation_error_mean_deg": full.mean_deg,
         "orientation_error_median_deg": full.median_deg,
@@ -224,8 +269,11 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
         "orientation_error_harmless_only_median_deg": harmless.median_deg,
         "orientation_error_harmless_only_p90_deg": harmless.p90_deg,
         "hand_flipped": harmless.mirrored,
-        "ambiguity": {"conjugate": amb.conjugate, "score": amb.score,
-                      "other_branch_score": amb.runner_up_score},
+        "ambiguity": {
+            "conjugate": amb.conjugate,
+            "score": amb.score,
+            "other_branch_score": amb.runner_up_score,
+        },
         "fsc_resolution_recovered_A": fsc_ours.best.resolution_05_a,
         "fsc_resolution_true_A": fsc_true.resolution_05_a,
         "fsc_0143_resolution_recovered_A": fsc_ours.best.resolution_0143_a,
@@ -234,12 +282,19 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
         "half_map_resolution_true_A": half_true.resolution_0143_a,
         "recovered_map_hand_vs_truth": fsc_ours.hand,
         "nyquist_A": 2 * px,
-        "training": {"epochs_run": len(trainer.history), "stopped_early": trainer.stopped_early,
-                     "best_val_loss": trainer.best_val, "working_box": wb},
+        "training": {
+            "epochs_run": len(trainer.history),
+            "stopped_early": trainer.stopped_early,
+            "best_val_loss": trainer.best_val,
+            "working_box": wb,
+        },
         "recovery_loss": recovered.loss,
         "timings_s": timings,
-        "machine": {"cpu_threads": torch.get_num_threads(),
-                    "device": str(trainer.device), "torch": torch.__version__},
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "device": str(trainer.device),
+            "torch": torch.__version__,
+        },
     }
 
     with staged_outputs(out_dir) as stage:
@@ -247,24 +302,29 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
         with StackWriter(stage / "particles.mrcs", len(noisy.images), box, px) as w:
             w(0, noisy.images)
         stack = stage / "particles.mrcs"
-        write_particles(stage / "particles_true.star", clean.rotations, px, box, stack=stack,
-                        ctf=noisy.ctf)
+        write_particles(stage / "particles_true.star", clean.rotations, px, box, stack=stack, ctf=noisy.ctf)
         write_particles(stage / "recovered.star", final, px, box, stack=stack, ctf=noisy.ctf)
-        write_particles(stage / "aligned.star", so3.quaternion_to_matrix(full.quaternions), px, box,
-                        stack=stack, ctf=noisy.ctf)
+        write_particles(
+            stage / "aligned.star",
+            so3.quaternion_to_matrix(full.quaternions),
+            px,
+            box,
+            stack=stack,
+            ctf=noisy.ctf,
+        )
         write_map(stage / "volume_truth.mrc", vol.numpy(), px)
         write_map(stage / "reconstruction_true_poses.mrc", rec_true.volume, px)
         write_map(stage / "reconstruction_recovered.mrc", rec_ours.volume, px)
         np.save(stage / "orientation_errors_deg.npy", full.errors_deg)
         plots.plot_losses(trainer.history, stage / "loss_curves.png", recovered.history)
         plots.plot_distances(evaluation, stage / "distances.png")
-        errors = {"after O(4) alignment": full.errors_deg,
-                  "resolved from images, harmless alignment": harmless.errors_deg}
+        errors = {
+            "after O(4) alignment": full.errors_deg,
+            "resolved from images, harmless alignment": harmless.errors_deg,
+        }
         if refinement is not None:
             errors = {"recovered, before refinement (O(4))": recovered_only.errors_deg, **errors}
-        plots.plot_errors(errors,
-                          stage / "orientation_errors.png")
-        plots.plot_fsc({"true poses": fsc_true, "recovered poses": fsc_ours.best},
-                       stage / "fsc.png")
+        plots.plot_errors(errors, stage / "orientation_errors.png")
+        plots.plot_fsc({"true poses": fsc_true, "recovered poses": fsc_ours.best}, stage / "fsc.png")
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
