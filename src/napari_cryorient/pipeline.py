@@ -215,33 +215,16 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Generator[Progress, Non
 
     # --- reconstructions from the noisy images
     ctf_mode = "wiener" if config.ctf else "none"
-    rec_true = yield from _run(
-        reconstruct_volume(
-            noisy.images,
-            clean.rotations,
-            px,
-            ctf=noisy.ctf,
-            ctf_correction=ctf_mode,
-            half_maps=True,
-            seed=config.seed,
-        ),
-        "reconstruct",
-        timings,
-    )
     aligned_poses = so3.quaternion_to_matrix(harmless.quaternions)
-    rec_ours = yield from _run(
-        reconstruct_volume(
-            noisy.images,
-            aligned_poses,
-            px,
-            ctf=noisy.ctf,
-            ctf_correction=ctf_mode,
-            half_maps=True,
-            seed=config.seed,
-        ),
-        "reconstruct",
-        timings,
-    )
+    maps = {}
+    for name, poses in (("true", clean.rotations), ("final", aligned_poses)):
+        maps[name] = yield from _run(
+            reconstruct_volume(noisy.images, poses, px, ctf=noisy.ctf, ctf_correction=ctf_mode,
+                               half_maps=True, seed=config.seed),
+            "reconstruct",
+            timings,
+        )
+    rec_true, rec_ours = maps["true"], maps["final"]
     fsc_true = fourier_shell_correlation(rec_true.volume, vol.numpy(), px)
     fsc_ours = compare_with_reference(rec_ours.volume, vol, px)
     half_true = fourier_shell_correlation(*rec_true.half_maps, px)
