@@ -23,9 +23,9 @@ from ..engine.recover import FeatureDistances, RecoveryConfig, recover_orientati
 from ..engine.refine import RefineConfig, refine_orientations
 from ..engine.train import compute_features, prepare_training_data
 from ..io import read_particles, write_particles
+from ..io.checkpoint import load_checkpoint, model_from_checkpoint
 from ..io.errors import InputError
 from ._common import add_device_arg, resolve_device, run_with_progress
-from ._model import load_checkpoint, model_from_checkpoint
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

@@ -20,10 +20,10 @@ import numpy as np
 from ..engine.siamese import EncoderConfig
 from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
 from ..io import read_particles, read_stack
+from ..io.checkpoint import load_checkpoint
 from ..io.errors import InputError
 from ..pipeline import save_model
 from ._common import add_device_arg, resolve_device, run_with_progress
-from ._model import load_checkpoint
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

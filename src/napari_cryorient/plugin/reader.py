@@ -36,14 +36,11 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list] | None:
 def _read_one(path: Path) -> list[tuple]:
     suffix = path.suffix.lower()
     if suffix in (".mrc", ".map"):
-        try:
+        shape = read_stack(path, check_values=False).data.shape  # header only (memory-mapped)
+        if len(set(shape)) == 1 and shape[0] > 1:
             data = read_map(path)
-        except InputError as err:
-            if "expected a 3D map" not in str(err) and "not cubic" not in str(err):
-                raise
-            suffix = ".mrcs"  # a 2D image or a stack saved as .mrc
-        else:
             return [image_layer_data(data.data, data.voxel_size_a, path.stem)]
+        suffix = ".mrcs"  # a 2D image or a stack saved as .mrc
     if suffix == ".mrcs":
         stack = read_stack(path)
         return [stack_layer_data(np.asarray(stack.data), stack.pixel_size_a, path.stem)]

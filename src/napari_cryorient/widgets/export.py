@@ -57,29 +57,21 @@ class ExportWidget(QWidget):
                     w(0, ds.images)
                 written.append("particles.mrcs")
                 stack = stage / "particles.mrcs"
+                for name, poses in (("poses.star", s.poses), ("poses_true.star", ds.truth)):
+                    if poses is not None:
+                        write_particles(
+                            stage / name,
+                            poses,
+                            ds.pixel_size_a,
+                            ds.box,
+                            stack=stack,
+                            shifts_a=ds.shifts_a,
+                            ctf=ds.ctf,
+                        )
+                        written.append(name)
                 if s.poses is not None:
-                    write_particles(
-                        stage / "poses.star",
-                        s.poses,
-                        ds.pixel_size_a,
-                        ds.box,
-                        stack=stack,
-                        shifts_a=ds.shifts_a,
-                        ctf=ds.ctf,
-                    )
                     self._write_csv(stage / "poses.csv")
-                    written += ["poses.star", "poses.csv"]
-                if ds.truth is not None:
-                    write_particles(
-                        stage / "poses_true.star",
-                        ds.truth,
-                        ds.pixel_size_a,
-                        ds.box,
-                        stack=stack,
-                        shifts_a=ds.shifts_a,
-                        ctf=ds.ctf,
-                    )
-                    written.append("poses_true.star")
+                    written.append("poses.csv")
                 if s.volume is not None:
                     write_map(stage / "reconstruction.mrc", s.volume, ds.pixel_size_a)
                     written.append("reconstruction.mrc")

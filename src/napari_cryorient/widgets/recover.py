@@ -11,13 +11,13 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, SpinBox
 from napari.layers import Points
 
-from ..cli._model import model_from_checkpoint
 from ..engine import so3
 from ..engine.align import align_harmless
 from ..engine.ambiguity import resolve_ambiguity
 from ..engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
 from ..engine.refine import RefineConfig, refine_orientations
 from ..engine.train import compute_features, prepare_training_data
+from ..io.checkpoint import model_from_checkpoint
 from ..io.errors import InputError
 from ..plugin.layer_data import SPHERE_RADIUS, pose_points_layer_data
 from ._base import JobWidget

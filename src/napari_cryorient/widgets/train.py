@@ -249,7 +249,7 @@ class TrainWidget(JobWidget):
         show_info(f"model saved to {path}")
 
     def load_model(self, path: str | None = None) -> None:
-        from ..cli._model import load_checkpoint
+        from ..io.checkpoint import load_checkpoint
 
         if path is None:
             path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "PyTorch model (*.pt)")

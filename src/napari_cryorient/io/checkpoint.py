@@ -1,4 +1,4 @@
-"""Loading model checkpoints for the CLI (clear errors for bad files)."""
+"""Loading model checkpoints (clear errors for bad files); used by the CLI and the widgets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from ..engine.siamese import SiameseNet
 from ..engine.train import CHECKPOINT_FORMAT, TrainConfig
-from ..io.errors import InputError
+from .errors import InputError
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
