@@ -28,7 +28,7 @@ def _warm_up_torch() -> None:
     """Run one tiny training step once per process.
 
     torch's first convolution backward on a CPU builds its kernels while holding the GIL
-    (measured: about half a second), which would freeze the UI at the start of the first
+    (long enough to fail the 200 ms stall test), which would freeze the UI at the start of the first
     training run; paying it when the widget opens keeps the running UI responsive.
     """
     global _WARM
