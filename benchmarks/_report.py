@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-DOCS = ROOT / "docs" / "benchmarks.md"
+# overridable so that tests can run a benchmark without touching the checkout's records
+RESULTS = Path(os.environ.get("CRYORIENT_BENCHMARK_RESULTS", ROOT / "benchmarks" / "results"))
+DOCS = Path(os.environ.get("CRYORIENT_BENCHMARK_DOCS", ROOT / "docs" / "benchmarks.md"))
 
 
 def machine() -> dict:

@@ -1,0 +1,252 @@
+"""Baseline on the same images: common lines (ASPIRE ``CLSyncVoting``) against the learned distances.
+
+For each noise level, the images are the first N noisy particles of the method case of
+that level (``benchmarks.method``; run first when its outputs are not in
+``benchmarks/cache/``), and our estimate uses the network trained in that case. Both
+methods see exactly the same pixels; both estimates are raw (no refinement) and are scored
+the same way: per-particle angle after the best O(4) alignment to the true poses, and
+after the harmless rotation only (hand left free). Wall times cover the orientation
+estimate only; the network's training time is in the method table (once per noise level,
+whatever N).
+
+ASPIRE is an optional benchmark dependency (``pip install -e .[bench]``); without it only
+our rows are measured.
+
+usage: python -m benchmarks.common_lines [--size small|full] [--volume ribosome|sample]
+                                         [--snr clean 0 -6 -12 -16] [--n 100 200 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_cryorient.engine import so3
+from napari_cryorient.engine.align import align_harmless, align_to_reference
+from napari_cryorient.engine.ambiguity import resolve_ambiguity
+from napari_cryorient.engine.jobs import run_job
+from napari_cryorient.engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
+from napari_cryorient.engine.train import compute_features, prepare_training_data
+from napari_cryorient.io import read_particles
+from napari_cryorient.io.checkpoint import load_checkpoint, model_from_checkpoint
+
+from . import method
+from ._load import LoadSampler
+from ._report import RESULTS, machine, machine_label, save_json, update_docs_section
+
+DEFAULT_N = {"small": (100,), "full": (100, 200, 500)}
+DEFAULT_SNR = ("clean", "0", "-6", "-12", "-16")
+
+
+@dataclass
+class Estimate:
+    """One method's orientation estimate of one image set."""
+
+    rotations: np.ndarray  # (n, 3, 3), this project's convention
+    seconds: float
+
+
+def _parse_snr(text: str) -> float | None:
+    return None if text == "clean" else float(text)
+
+
+def _configure_aspire() -> None:
+    """Point ASPIRE's configuration (``$ASPIREDIR``) at the cache: logs there, no progress bars.
+
+    By default ASPIRE writes a ``logs/`` folder into the working directory at import.
+    """
+    if "ASPIREDIR" in os.environ:
+        return
+    conf = method.CACHE / "aspire_config"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "config.yaml").write_text(
+        "logging:\n"
+        f"    log_dir: {(method.CACHE / 'aspire_logs').as_posix()}\n"
+        "    tqdm_disable: True\n"
+        "    console_level: WARNING\n"
+    )
+    os.environ["ASPIREDIR"] = str(conf)
+
+
+def aspire_available() -> bool:
+    """Whether the optional ``aspire`` package can be imported."""
+    _configure_aspire()
+    try:
+        import aspire  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def estimate_aspire(images: np.ndarray, pixel_size_a: float) -> Estimate:
+    """Common-lines orientations with ASPIRE's synchronization-voting estimator (defaults).
+
+    ASPIRE's rotation of an image is the transpose of ours (checked on clean images,
+    where the harmless-only alignment of the transpose is exact); it is returned in ours.
+    """
+    _configure_aspire()
+    from aspire.abinitio import CLSyncVoting
+    from aspire.source import ArrayImageSource
+
+    t0 = time.perf_counter()
+    src = ArrayImageSource(np.ascontiguousarray(images, dtype=np.float64), pixel_size=pixel_size_a)
+    estimator = CLSyncVoting(src)
+    estimator.estimate_rotations()
+    rotations = np.asarray(estimator.rotations, dtype=np.float64).transpose(0, 2, 1)
+    return Estimate(rotations, time.perf_counter() - t0)
+
+
+def estimate_ours(images: np.ndarray, pixel_size_a: float, model_path: Path, seed: int = 0) -> Estimate:
+    """Orientations recovered from the learned distances, ambiguity resolved from the images.
+
+    Features + recovery + the common-line choice between the two branches of the
+    projection ambiguity (as ``cryorient recover --no-refine``).
+    """
+    t0 = time.perf_counter()
+    model, norm, _ = model_from_checkpoint(load_checkpoint(model_path))
+    wb = model.config.working_box
+    small = prepare_training_data(images, np.repeat(np.eye(3)[None], len(images), 0), wb).images
+    features = compute_features(model, small, norm)
+    result = run_job(recover_orientations(FeatureDistances(features), RecoveryConfig(seed=seed)))
+    amb = run_job(resolve_ambiguity(images, result.rotations, pixel_size_a=pixel_size_a, seed=seed))
+    return Estimate(np.asarray(amb.apply(result.rotations)), time.perf_counter() - t0)
+
+
+def score(estimate: Estimate, truth: np.ndarray) -> dict:
+    """O(4) and harmless-only errors (degrees) of an estimate against the true poses."""
+    q = so3.matrix_to_quaternion(estimate.rotations)
+    q_true = so3.matrix_to_quaternion(truth)
+    full = align_to_reference(q, q_true)
+    harmless = align_harmless(q, q_true, allow_hand_flip=True)
+    return {
+        "seconds": estimate.seconds,
+        "error_mean_deg": full.mean_deg,
+        "error_median_deg": full.median_deg,
+        "error_harmless_mean_deg": harmless.mean_deg,
+    }
+
+
+def _case_outputs(volume: str, snr_db: float | None, size: str) -> Path | None:
+    """The cached outputs of the method case at this noise level, running it if needed."""
+    name = method.case_name(volume, snr_db)
+    out = method.CACHE / method.result_name(name, size)
+    if not (out / "model.pt").exists():
+        print(f"{name} ({size}): no cached network and images, running benchmarks.method first")
+        if method.run_case(name, size) is None:
+            return None
+    return out
+
+
+def run(volume: str, size: str, snrs: list[float | None], ns: list[int], with_aspire: bool) -> list[dict]:
+    """Measure every (noise level, N) cell; one row per method and cell."""
+    rows = []
+    for snr in snrs:
+        out = _case_outputs(volume, snr, size)
+        if out is None:
+            continue
+        table = read_particles(out / "particles_true.star")
+        stack = table.images()
+        truth = table.rotations()
+        for n in ns:
+            if n > len(table):
+                print(f"skipping N={n}: the case has {len(table)} particles")
+                continue
+            images = np.asarray(stack[0:n], dtype=np.float32)
+            estimates = {"learned distances (ours)": estimate_ours(images, table.pixel_size, out / "model.pt")}
+            if with_aspire:
+                estimates["common lines (ASPIRE CLSyncVoting)"] = estimate_aspire(images, table.pixel_size)
+            for name, est in estimates.items():
+                row = {"method": name, "snr_db": snr, "n": n, **score(est, truth[:n])}
+                rows.append(row)
+                print(json.dumps(row))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=method.SIZES, default="small",
+                        help="network and image set of the method cases (default: small)")
+    parser.add_argument("--volume", choices=("ribosome", "sample"), default="ribosome")
+    parser.add_argument("--snr", nargs="+", default=list(DEFAULT_SNR),
+                        help="noise levels in dB, or 'clean' (default: %(default)s)")
+    parser.add_argument("--n", nargs="+", type=int, default=None,
+                        help="numbers of images (default: 100 small, 100 200 500 full)")
+    parser.add_argument("--no-aspire", action="store_true", help="measure our method only")
+    args = parser.parse_args(argv)
+    try:
+        snrs = [_parse_snr(s) for s in args.snr]
+    except ValueError:
+        parser.error(f"--snr takes numbers in dB or 'clean', got {args.snr}")
+    ns = args.n or list(DEFAULT_N[args.size])
+    if any(n < 3 for n in ns):
+        parser.error("--n must be at least 3")
+    with_aspire = not args.no_aspire and aspire_available()
+    if not args.no_aspire and not with_aspire:
+        print("aspire is not installed (pip install -e .[bench]): measuring our method only")
+    volume = args.volume
+    if volume == "ribosome" and not method.RIBOSOME.exists():
+        print(f"{method.RIBOSOME} not found: using the built-in sample")
+        volume = "sample"
+    with LoadSampler() as load:
+        rows = run(volume, args.size, snrs, ns, with_aspire)
+    if rows:
+        save_json(f"common_lines_{volume}_{args.size}", {
+            "benchmark": "common_lines", "volume": volume, "size": args.size, "machine": machine(),
+            "aspire": _aspire_version() if with_aspire else None, "load_average_mean": load.mean,
+            "date": time.strftime("%Y-%m-%d"), "rows": rows,
+        })
+    write_table()
+    return 0
+
+
+def _aspire_version() -> str:
+    import aspire
+
+    return aspire.__version__
+
+
+def write_table() -> None:
+    """Regenerate the docs section from every stored ``common_lines_*.json``."""
+    lines = [
+        "## Baseline on the same images: common lines (ASPIRE) vs learned distances",
+        "",
+        "Produced by `python -m benchmarks.common_lines` (`benchmarks/results/common_lines_*.json`). "
+        "Both methods get exactly the same N noisy images (the first N particles of the method "
+        "case at that noise level, 64 px, uniform orientations, no CTF). *Ours* = features of "
+        "the network trained in that method case + orientation recovery + the choice of "
+        "ambiguity branch by common lines (as `cryorient recover --no-refine`; no refinement); "
+        "*ASPIRE* = `CLSyncVoting` with its defaults. Errors in degrees "
+        "after the best O(4) alignment to the true poses (mean / median) and after the harmless "
+        "rotation only (mean; the hand is left free). Times are the orientation estimate only; "
+        "training our network took the *train* time of the method table, once per noise level.",
+        "",
+        "| map | network | SNR (dB) | N | method | error mean / median (°) | harmless only: mean (°) "
+        "| time (s) | machine |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(RESULTS.glob("common_lines_*.json")):
+        d = json.loads(path.read_text())
+        where = machine_label(d["machine"])
+        aspire = f" {d['aspire']}" if d.get("aspire") else ""
+        rows = sorted(d["rows"], key=lambda r: (-(r["snr_db"] if r["snr_db"] is not None else 99), r["n"],
+                                                r["method"]))
+        for r in rows:
+            snr = "clean" if r["snr_db"] is None else f"{r['snr_db']:g}"
+            name = r["method"].replace("ASPIRE CLSyncVoting", f"ASPIRE{aspire} CLSyncVoting")
+            lines.append(
+                f"| {d['volume']} | {d['size']} | {snr} | {r['n']} | {name} | "
+                f"{r['error_mean_deg']:.1f} / {r['error_median_deg']:.1f} | "
+                f"{r['error_harmless_mean_deg']:.1f} | {r['seconds']:.1f} | {where} |"
+            )
+    update_docs_section("common_lines", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

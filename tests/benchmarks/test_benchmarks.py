@@ -1,0 +1,98 @@
+"""The benchmark scripts: command-line dispatch, results records, generated tables.
+
+Benchmarks run in subprocesses with their results and docs redirected to a temporary
+folder, so the checkout's records are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CRYORIENT_BENCHMARK_RESULTS"] = str(tmp_path / "results")
+    env["CRYORIENT_BENCHMARK_DOCS"] = str(tmp_path / "benchmarks.md")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def test_cli_runs_a_checkout_benchmark_from_anywhere(tmp_path):
+    cryorient = Path(sys.executable).with_name("cryorient")
+    out = subprocess.run([str(cryorient), "benchmark", "recovery_exact", "--n", "60"], cwd=tmp_path,
+                         env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "results" / "recovery_exact.json").read_text())
+    assert record["machine"]["cpu_count"] == os.cpu_count()
+    assert record["machine"]["torch"] and "gpu" in record["machine"]
+    (row,) = record["rows"]
+    assert row["n"] == 60 and row["mean_deg"] < 1.0
+    table = (tmp_path / "benchmarks.md").read_text()
+    assert "<!-- recovery_exact:start -->" in table and "| 60 |" in table
+
+
+def test_cli_benchmark_errors_are_one_line(tmp_path):
+    cryorient = Path(sys.executable).with_name("cryorient")
+    out = subprocess.run([str(cryorient), "benchmark", "no_such_thing"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "unknown benchmark" in out.stderr and "Traceback" not in out.stderr
+
+
+def _method_record(case: str, snr: float | None, load: float, size: str = "full") -> dict:
+    metrics = {
+        "n_particles": 5000 if size == "full" else 1000, "snr_db": snr, "orientations": "uniform",
+        "distance_mae_deg": 13.0, "orientation_error_recovered_mean_deg": 15.0,
+        "orientation_error_recovered_median_deg": 11.0, "orientation_error_mean_deg": 12.5,
+        "orientation_error_median_deg": 9.0, "orientation_error_p90_deg": 20.0, "refined": True,
+        "orientation_error_harmless_only_mean_deg": 12.6, "fsc_resolution_recovered_A": 9.5,
+        "fsc_resolution_true_A": 8.0, "nyquist_A": 4.0, "timings_s": {"train": 1.0}, "total_s": 700.0,
+    }
+    return {"benchmark": "method", "case": case, "size": size, "load_average_mean": load,
+            "machine": {"cpu_count": 2, "torch": "2.x", "gpu": None}, "metrics": metrics}
+
+
+def test_noise_sweep_table_lists_stored_cells_and_flags_shared_cpu(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "method_sample-12db.json").write_text(json.dumps(_method_record("sample-12db", -12.0, 2.1)))
+    (results / "method_ribosome-clean.json").write_text(json.dumps(_method_record("ribosome-clean", None, 4.5)))
+    (results / "method_sample-6db_small.json").write_text(
+        json.dumps(_method_record("sample-6db", -6.0, 2.0, size="small")))
+    out = subprocess.run([sys.executable, "-m", "benchmarks.noise_sweep", "--table-only"], cwd=ROOT,
+                         env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    section = (tmp_path / "benchmarks.md").read_text().split("<!-- noise_sweep:start -->")[1]
+    rows = [line for line in section.splitlines() if line.startswith("| sample") or line.startswith("| ribo")]
+    assert len(rows) == 3
+    assert rows[0].startswith("| sample | full | -12 | 5000 |") and "| 700 |" in rows[0]
+    assert rows[1].startswith("| sample | small | -6 | 1000 |")
+    assert rows[2].startswith("| ribosome | full | clean |") and "| 700* |" in rows[2]
+
+
+def test_aspire_rotations_are_returned_in_our_convention():
+    from benchmarks.common_lines import aspire_available, estimate_aspire, score
+
+    if not aspire_available():  # (configures ASPIRE's log folder before its first import)
+        pytest.skip("aspire is not installed")
+
+    from napari_cryorient.engine import make_pseudo_protein, run_job, simulate_particles
+    from napari_cryorient.engine.simulate import SimulationConfig
+
+    vol = make_pseudo_protein(32, 4.0)
+    sim = run_job(simulate_particles(vol, 4.0, SimulationConfig(n_particles=40, seed=1)))
+    est = estimate_aspire(np.asarray(sim.images), 4.0)
+    s = score(est, np.asarray(sim.rotations))
+    # clean images: common lines are nearly exact, and in our convention the harmless
+    # rotation (plus the free hand) alone aligns them
+    assert s["error_mean_deg"] < 5.0
+    assert s["error_harmless_mean_deg"] < 5.0
