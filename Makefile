@@ -51,12 +51,13 @@ screenshots: setup
 test: setup
 	$(PY) -m pytest
 
-bench: setup
-	$(PY) -m benchmarks.reconstruct_quality
-	$(PY) -m benchmarks.recovery_exact
-	$(PY) -m benchmarks.method sample-12db quick
-	$(PY) -m benchmarks.reconstruct_memory
-	$(PY) -m benchmarks.large_stack
+## bench: every benchmark at its default (small) size; bench-NAME: one of them
+## (e.g. make bench-noise_sweep ARGS="--size full --volumes sample ribosome")
+BENCHMARKS = recovery_exact noise_sweep common_lines throughput reconstruct_quality paper_comparison
+bench: $(addprefix bench-,$(BENCHMARKS))
+
+bench-%: setup
+	$(VENV)/bin/cryorient benchmark $* $(ARGS)
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

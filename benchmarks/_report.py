@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 from pathlib import Path
 
 import torch
@@ -16,9 +17,22 @@ RESULTS = Path(os.environ.get("CRYORIENT_BENCHMARK_RESULTS", ROOT / "benchmarks"
 DOCS = Path(os.environ.get("CRYORIENT_BENCHMARK_DOCS", ROOT / "docs" / "benchmarks.md"))
 
 
+def _commit() -> str | None:
+    """The checkout's commit (``-dirty`` when it has uncommitted changes), if it is a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
 def machine() -> dict:
-    """CPU count, GPU, torch version, platform."""
+    """CPU count, GPU, torch version, platform, and the code's commit."""
     return {
+        "commit": _commit(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

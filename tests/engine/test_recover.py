@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from napari_cryorient.engine import so3
 from napari_cryorient.engine.align import align_to_reference
@@ -63,3 +64,14 @@ def test_recovery_reports_progress_and_keeps_the_best_restart(truth):
 def test_too_few_particles_is_a_clear_error(truth):
     with pytest.raises(ValueError, match="at least 3"):
         run_job(recover_orientations(ExactDistances(truth[:2])))
+
+
+def test_feature_distances_dense_cache_matches_on_demand_pairs(rng):
+    features = rng.standard_normal((300, 24))
+    dense = FeatureDistances(features)
+    streamed = FeatureDistances(features, dense_limit=0)
+    i = torch.as_tensor(rng.integers(0, 300, 2000))
+    j = torch.as_tensor(rng.integers(0, 300, 2000))
+    np.testing.assert_allclose(dense.pairs(i, j).numpy(), streamed.pairs(i, j).numpy(), atol=1e-6)
+    assert dense._dense is not None and streamed._dense is None
+    assert dense.pairs(i, j).dtype == torch.float64

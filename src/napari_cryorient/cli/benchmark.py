@@ -39,6 +39,7 @@ BENCHMARKS = {
     "reconstruct_quality": "reconstruction with the true poses: FSC against the truth",
     "reconstruct_memory": "streamed reconstruction of large stacks: peak memory and speed",
     "large_stack": "100 000-particle stacks through every CLI stage",
+    "paper_comparison": "the paper's reported figures beside ours (from stored results)",
 }
 
 

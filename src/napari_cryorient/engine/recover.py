@@ -86,14 +86,39 @@ class ExactDistances(DistanceOracle):
 
 
 class FeatureDistances(DistanceOracle):
-    """Distances of the Siamese head from `(n, f)` features: ``2 arccos |cos ∠(f_i, f_j)|``."""
+    """Distances of the Siamese head from `(n, f)` features: ``2 arccos |cos ∠(f_i, f_j)|``.
 
-    def __init__(self, features: np.ndarray | torch.Tensor) -> None:
+    Parameters
+    ----------
+    features
+        `(n, f)` feature vectors.
+    dense_limit
+        Up to this many particles, all distances are computed once (in row blocks) and kept
+        as an `(n, n)` float32 matrix (256 MiB at the default 8 192), so that each pair
+        lookup is an index instead of two gathers of feature vectors; above it, pairs are
+        computed on demand and memory stays linear in ``n``.
+    """
+
+    def __init__(self, features: np.ndarray | torch.Tensor, dense_limit: int = 8192) -> None:
         f = torch.as_tensor(np.asarray(features), dtype=torch.float64)
         self.f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
         self.n = len(self.f)
+        self._dense: torch.Tensor | None = None
+        self._use_dense = self.n <= dense_limit
+
+    def _matrix(self) -> torch.Tensor:
+        if self._dense is None:
+            dense = torch.empty(self.n, self.n, dtype=torch.float32)
+            cols = torch.arange(self.n)
+            for start in range(0, self.n, 1024):
+                rows = torch.arange(start, min(self.n, start + 1024))
+                dense[rows] = self.block(rows, cols).float()
+            self._dense = dense
+        return self._dense
 
     def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        if self._use_dense:
+            return self._matrix()[i, j].double()
         dot = (self.f[i] * self.f[j]).sum(-1).abs().clamp(max=1.0)
         return 2 * torch.arccos(dot)
 
