@@ -12,7 +12,7 @@ whatever N).
 ASPIRE is an optional benchmark dependency (``pip install -e .[bench]``); without it only
 our rows are measured.
 
-usage: python -m benchmarks.common_lines [--size small|full] [--volume ribosome|sample]
+usage: python -m benchmarks.common_lines [--size small|full] [--volume sample|ribosome]
                                          [--snr clean 0 -6 -12 -16] [--n 100 200 500]
 """
 
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=method.SIZES, default="small",
                         help="network and image set of the method cases (default: small)")
-    parser.add_argument("--volume", choices=("ribosome", "sample"), default="ribosome")
+    parser.add_argument("--volume", choices=("ribosome", "sample"), default="sample",
+                        help="built-in sample (default) or the 70S ribosome map of ../shared")
     parser.add_argument("--snr", nargs="+", default=list(DEFAULT_SNR),
                         help="noise levels in dB, or 'clean' (default: %(default)s)")
     parser.add_argument("--n", nargs="+", type=int, default=None,
