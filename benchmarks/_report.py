@@ -44,7 +44,8 @@ def machine() -> dict:
 
 def machine_label(m: dict) -> str:
     """Short description of a stored machine record for table rows."""
-    return f"{m['cpu_count']} CPU, torch {m['torch']}" + (f", {m['gpu']}" if m.get("gpu") else "")
+    label = f"{m['cpu_count']} CPU, torch {m['torch']}" + (f", {m['gpu']}" if m.get("gpu") else "")
+    return label + (f", code {m['commit']}" if m.get("commit") else "")
 
 
 def save_json(name: str, payload: dict) -> Path:

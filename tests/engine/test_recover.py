@@ -46,19 +46,37 @@ def test_feature_distances_of_quaternion_features_are_exact(truth):
     np.testing.assert_allclose(f.pairs(i, j), ExactDistances(truth).pairs(i, j), atol=1e-6)
 
 
-def test_recovery_reports_progress_and_keeps_the_best_restart(truth):
-    job = recover_orientations(ExactDistances(truth[:60]),
-                               RecoveryConfig(n_steps=120, n_restarts=2, landmarks=60))
+def _drain(job):
     events = []
     while True:
         try:
             events.append(next(job))
         except StopIteration as stop:
-            result = stop.value
-            break
-    assert events[-1].done == events[-1].total == 240
+            return events, stop.value
+
+
+@pytest.mark.parametrize("screen", [1, 4])
+def test_recovery_reports_progress_and_keeps_the_best_restart(truth, screen):
+    config = RecoveryConfig(n_steps=120, n_restarts=2, landmarks=60, screen_candidates=screen, screen_steps=30)
+    events, result = _drain(recover_orientations(ExactDistances(truth[:60]), config))
+    expected = 2 * (120 + (4 * 30 if screen > 1 else 0))
+    assert events[-1].done == events[-1].total == expected
+    assert all(a.done <= b.done for a, b in zip(events, events[1:], strict=False))
     assert all("loss" in e.data for e in events)
     assert result.loss == pytest.approx(min(result.loss, result.history[-1]), abs=1e-6)
+
+
+def test_screening_keeps_the_start_that_refines_best(rng):
+    # noisy distances: several distinct roundings, each screened; the winner's loss after
+    # the full run is no worse than refining the lowest-loss rounding alone
+    q = so3.matrix_to_quaternion(so3.sample_orientations(300, "preferred", seed=2))
+    features = np.concatenate([q, np.zeros((300, 4))], 1) + 0.08 * rng.standard_normal((300, 8))
+    oracle = FeatureDistances(features)
+    common = dict(n_steps=150, n_restarts=1, landmarks=300, seed=0)
+    _, plain = _drain(recover_orientations(oracle, RecoveryConfig(screen_candidates=1, **common)))
+    _, screened = _drain(recover_orientations(oracle, RecoveryConfig(screen_candidates=6, screen_steps=40,
+                                                                     **common)))
+    assert screened.loss <= plain.loss + 1e-3
 
 
 def test_too_few_particles_is_a_clear_error(truth):

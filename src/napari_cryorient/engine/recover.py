@@ -40,6 +40,7 @@ __all__ = [
     "RecoveryConfig",
     "RecoveryResult",
     "recover_orientations",
+    "spectral_candidates",
     "spectral_initialisation",
 ]
 
@@ -151,6 +152,12 @@ class RecoveryConfig:
         Initial Adam learning rate (cosine decay to 1 % of it).
     n_restarts
         Independent runs; the lowest loss wins.
+    screen_candidates, screen_steps
+        Spectral roundings tried per run (the distinct ones with the lowest loss) and the
+        Adam steps each gets before the best of them, by the loss after those steps, goes
+        on to the full refinement. The rounding with the lowest loss *before* refinement is
+        not always the one in the right basin (clustered, preferred views); a short
+        refinement tells them apart. ``screen_candidates=1`` turns this off.
     seed
         Seed of landmarks, starts, pair sampling.
     """
@@ -164,14 +171,18 @@ class RecoveryConfig:
     n_neighbours: int = 16
     lr: float = 0.01
     n_restarts: int = 3
+    screen_candidates: int = 6
+    screen_steps: int = 100
     seed: int = 0
 
     def validate(self) -> None:
         if self.init not in ("spectral", "random"):
             raise ValueError(f"init must be 'spectral' or 'random', got {self.init!r}")
-        if self.landmarks < 20 or self.n_restarts < 1 or self.batch_pairs < 2 or self.n_steps < 0:
+        if (self.landmarks < 20 or self.n_restarts < 1 or self.batch_pairs < 2 or self.n_steps < 0
+                or self.screen_candidates < 1 or self.screen_steps < 0):
             raise ValueError("invalid recovery settings (landmarks >= 20, restarts >= 1, "
-                             "batch_pairs >= 2, n_steps >= 0)")
+                             "batch_pairs >= 2, n_steps >= 0, screen_candidates >= 1, "
+                             "screen_steps >= 0)")
 
 
 @dataclass
@@ -237,7 +248,21 @@ def _round_embedding(x: torch.Tensor, starts: int, gen: torch.Generator, iters: 
 def spectral_initialisation(
     oracle: DistanceOracle, landmarks: int = 2000, starts: int = 20, seed: int = 0, chunk: int = 4096
 ) -> np.ndarray:
-    """`(n, 4)` initial quaternions from the rank-9 embedding of ``1 + 2 cos d̂``."""
+    """`(n, 4)` initial quaternions from the rank-9 embedding of ``1 + 2 cos d̂``.
+
+    The rounding with the lowest recovery loss (see :func:`spectral_candidates`).
+    """
+    return spectral_candidates(oracle, landmarks, starts, seed, chunk)[0][1]
+
+
+def spectral_candidates(
+    oracle: DistanceOracle, landmarks: int = 2000, starts: int = 20, seed: int = 0, chunk: int = 4096
+) -> list[tuple[float, np.ndarray]]:
+    """Distinct roundings of the rank-9 embedding of ``1 + 2 cos d̂``, best first.
+
+    Returns ``(loss, quaternions)`` pairs: the recovery loss (rad², on random pairs) of
+    each distinct `(n, 4)` rounding, sorted by it.
+    """
     gen = torch.Generator().manual_seed(seed)
     n = oracle.n
     m = min(n, landmarks)
@@ -256,13 +281,13 @@ def spectral_initialisation(
     i = torch.randint(0, n, (min(100_000, n * n),), generator=gen)
     j = (i + torch.randint(1, n, (len(i),), generator=gen)) % n
     target = oracle.pairs(i, j).to(torch.float64)
-    best_loss, best_q = float("inf"), None
+    scored: list[tuple[float, np.ndarray]] = []
     for _, r in candidates:
         q = torch.as_tensor(so3.matrix_to_quaternion(r.numpy()))
         loss = float(((so3.geodesic_distance(q[i], q[j]) - target) ** 2).mean())
-        if loss < best_loss:
-            best_loss, best_q = loss, q
-    return best_q.numpy()
+        if all(abs(loss - other) > 1e-9 * max(loss, 1e-12) for other, _ in scored):  # same rounding twice
+            scored.append((loss, q.numpy()))
+    return sorted(scored, key=lambda c: c[0])
 
 
 def _loss_on(q: torch.Tensor, oracle: DistanceOracle, i: torch.Tensor, j: torch.Tensor,
@@ -311,58 +336,86 @@ def recover_orientations(
         ei = torch.cat([ei, torch.arange(n).repeat_interleave(nn.shape[1])])
         ej = torch.cat([ej, nn.reshape(-1)])
     e_target = oracle.pairs(ei, ej).to(torch.float64)
-    total = config.n_restarts * max(1, config.n_steps)
+    screen = config.init == "spectral" and config.screen_candidates > 1 and config.screen_steps > 0 \
+        and config.n_steps > 0
+    per_run = max(1, config.n_steps) + (config.screen_candidates * config.screen_steps if screen else 0)
+    total = config.n_restarts * per_run
+    n_nn = int(round(config.batch_pairs * config.neighbour_fraction))
+    n_rand = config.batch_pairs - n_nn
     best: RecoveryResult | None = None
     done = 0
+
+    def eval_loss(q: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(_loss_on(q.detach(), oracle, ei, ej, e_target))
+
+    def adam(q0: np.ndarray, n_steps: int, cosine: bool, message: str, restart: int,
+             history: list[float]) -> Generator[Progress, None, torch.Tensor]:
+        """``n_steps`` Adam steps from ``q0`` on random + neighbour pairs; the final iterate."""
+        nonlocal done
+        q = torch.tensor(q0, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([q], lr=config.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, n_steps), eta_min=config.lr * 0.01) \
+            if cosine else None
+        for step in range(n_steps):
+            i1 = torch.randint(0, n, (n_rand,), generator=gen)
+            j1 = (i1 + torch.randint(1, n, (n_rand,), generator=gen)) % n
+            i2 = torch.randint(0, n, (n_nn,), generator=gen)
+            j2 = nn[i2, torch.randint(0, nn.shape[1], (n_nn,), generator=gen)]
+            loss = _loss_on(q, oracle, torch.cat([i1, i2]), torch.cat([j1, j2]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            with torch.no_grad():
+                q /= q.norm(dim=1, keepdim=True)
+            done += 1
+            if step % 50 == 0 or step == n_steps - 1:
+                history.append(loss.item())
+                estimate = best.quaternions if best is not None else \
+                    so3.canonical_quaternions(q.detach().numpy().copy())
+                yield Progress("recover", done, total, message,
+                               {"loss": loss.item(), "restart": restart, "estimate": estimate})
+        return q.detach()
+
     try:
         for restart in range(config.n_restarts):
             seed = config.seed + 1000 * restart
+            label = f"restart {restart + 1}/{config.n_restarts}"
+            history: list[float] = []
             if initial is not None and restart == 0:
                 if np.shape(initial) != (n, 4):
                     raise ValueError(f"initial quaternions must have shape ({n}, 4)")
-                q0 = so3.canonical_quaternions(initial)
+                starts = [so3.canonical_quaternions(initial)]
             elif config.init == "spectral":
-                q0 = spectral_initialisation(oracle, config.landmarks, config.rounding_starts, seed)
+                found = spectral_candidates(oracle, config.landmarks, config.rounding_starts, seed)
+                starts = [q for _, q in found[: config.screen_candidates if screen else 1]]
             else:
-                q0 = so3.sample_orientations(n, "uniform", seed=seed)
-                q0 = so3.matrix_to_quaternion(q0)
-            q = torch.tensor(q0, dtype=torch.float64, requires_grad=True)
-            history = [float(_loss_on(q.detach(), oracle, ei, ej, e_target))]
+                starts = [so3.matrix_to_quaternion(so3.sample_orientations(n, "uniform", seed=seed))]
+            if screen and len(starts) > 1:
+                # a short refinement of each start; the best by loss goes on
+                screened = []
+                for k, q0 in enumerate(starts):
+                    q = yield from adam(q0, config.screen_steps, False, f"{label}: screening start "
+                                        f"{k + 1}/{len(starts)}", restart, [])
+                    screened.append((eval_loss(q), q.numpy()))
+                q_start = min(screened, key=lambda c: c[0])[1]
+            else:
+                q_start = starts[0]
+            if screen:  # keep the progress total right when fewer starts were screened
+                screened_starts = len(starts) if len(starts) > 1 else 0
+                done += (config.screen_candidates - screened_starts) * config.screen_steps
+            history.append(eval_loss(torch.as_tensor(q_start)))
             if config.n_steps:
-                opt = torch.optim.Adam([q], lr=config.lr)
-                sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-                    opt, config.n_steps, eta_min=config.lr * 0.01)
-                n_nn = int(round(config.batch_pairs * config.neighbour_fraction))
-                n_rand = config.batch_pairs - n_nn
-                for step in range(config.n_steps):
-                    i1 = torch.randint(0, n, (n_rand,), generator=gen)
-                    j1 = (i1 + torch.randint(1, n, (n_rand,), generator=gen)) % n
-                    i2 = torch.randint(0, n, (n_nn,), generator=gen)
-                    j2 = nn[i2, torch.randint(0, nn.shape[1], (n_nn,), generator=gen)]
-                    i, j = torch.cat([i1, i2]), torch.cat([j1, j2])
-                    loss = _loss_on(q, oracle, i, j)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    with torch.no_grad():
-                        q /= q.norm(dim=1, keepdim=True)
-                    done += 1
-                    if step % 50 == 0 or step == config.n_steps - 1:
-                        history.append(loss.item())
-                        estimate = best.quaternions if best is not None else \
-                            so3.canonical_quaternions(q.detach().numpy().copy())
-                        yield Progress("recover", done, total,
-                                       f"restart {restart + 1}/{config.n_restarts}",
-                                       {"loss": loss.item(), "restart": restart, "estimate": estimate})
+                q = yield from adam(q_start, config.n_steps, True, label, restart, history)
             else:
+                q = torch.as_tensor(q_start)
                 done += 1
                 yield Progress("recover", done, total)
-            with torch.no_grad():
-                final = float(_loss_on(q.detach(), oracle, ei, ej, e_target))
+            final = eval_loss(q)
             if best is None or final < best.loss:
-                qn = so3.canonical_quaternions(q.detach().numpy())
-                best = RecoveryResult(qn, final, history)
+                best = RecoveryResult(so3.canonical_quaternions(q.numpy()), final, history)
             if not math.isfinite(final):
                 raise EngineError("orientation recovery diverged (non-finite loss)")
     except RuntimeError as err:
