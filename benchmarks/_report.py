@@ -44,7 +44,10 @@ def machine() -> dict:
 
 def machine_label(m: dict) -> str:
     """Short description of a stored machine record for table rows."""
-    label = f"{m['cpu_count']} CPU, torch {m['torch']}" + (f", {m['gpu']}" if m.get("gpu") else "")
+    threads = m.get("torch_threads")
+    cpu = f"{m['cpu_count']} CPU" + (f" ({threads} thread{'s' if threads > 1 else ''})"
+                                     if threads and threads != m["cpu_count"] else "")
+    label = f"{cpu}, torch {m['torch']}" + (f", {m['gpu']}" if m.get("gpu") else "")
     return label + (f", code {m['commit']}" if m.get("commit") else "")
 
 
