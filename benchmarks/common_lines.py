@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+_THREAD_LIMITS = None
+
+
 def _limit_threads(n: int) -> None:
     """Use ``n`` threads in torch and in the BLAS/OpenMP pools that numpy and ASPIRE use."""
     import torch
@@ -227,7 +230,8 @@ def _limit_threads(n: int) -> None:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return
-    threadpool_limits(n)
+    global _THREAD_LIMITS
+    _THREAD_LIMITS = threadpool_limits(n)  # kept: the limits hold while it lives
 
 
 def _aspire_version() -> str:
