@@ -37,6 +37,19 @@ class LoadSampler:
         return sum(self.samples) / len(self.samples) if self.samples else float("nan")
 
 
-def contended(load_mean: float | None, cpu_count: int | None) -> bool:
-    """Whether a run shared the machine: mean load above CPU count + 1."""
+def contended(load_mean: float | None, cpu_count: int | None, shared_cpu: bool = False) -> bool:
+    """Whether a run shared the machine: mean load above CPU count + 1.
+
+    ``shared_cpu`` marks records from before the load was sampled that are known to have
+    shared the machine.
+    """
+    if shared_cpu:
+        return True
     return load_mean is not None and cpu_count is not None and load_mean > cpu_count + 1.0
+
+
+def shared_mark(record: dict) -> str:
+    """``*`` for a stored benchmark record whose run shared the CPU, else empty."""
+    shared = contended(record.get("load_average_mean"), record.get("machine", {}).get("cpu_count"),
+                       record.get("shared_cpu", False))
+    return "*" if shared else ""

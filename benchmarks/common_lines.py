@@ -38,7 +38,7 @@ from napari_cryorient.io import read_particles
 from napari_cryorient.io.checkpoint import load_checkpoint, model_from_checkpoint
 
 from . import method
-from ._load import LoadSampler, contended
+from ._load import LoadSampler, shared_mark
 from ._report import RESULTS, machine, machine_label, save_json, update_docs_section
 
 DEFAULT_N = {"small": (100,), "full": (100, 200, 500)}
@@ -269,7 +269,7 @@ def write_table() -> None:
             snr = "clean" if r["snr_db"] is None else f"{r['snr_db']:g}"
             aspire = f" {r['aspire']}" if r.get("aspire") else ""
             name = r["method"].replace("ASPIRE CLSyncVoting", f"ASPIRE{aspire} CLSyncVoting")
-            star = "*" if contended(r.get("load_average_mean"), r["machine"].get("cpu_count")) else ""
+            star = shared_mark(r)
             where = machine_label(r["machine"])
             lines.append(
                 f"| {d['volume']} | {d['size']} | {snr} | {r['n']} | {name} | "

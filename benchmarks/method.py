@@ -26,7 +26,7 @@ from napari_cryorient.engine.refine import RefineConfig
 from napari_cryorient.engine.siamese import EncoderConfig
 from napari_cryorient.pipeline import DemoConfig, run_demo
 
-from ._load import LoadSampler, contended
+from ._load import LoadSampler, shared_mark
 from ._report import RESULTS, machine, machine_label, save_json, update_docs_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def write_table() -> None:
         refined = (f"{m['orientation_error_mean_deg']:.1f} / {m['orientation_error_median_deg']:.1f} / "
                    f"{m['orientation_error_p90_deg']:.1f}") if m.get("refined") else "—"
         label = d["case"] + (" (small)" if d.get("size") == "small" else "")
-        star = "*" if contended(d.get("load_average_mean"), d["machine"].get("cpu_count")) else ""
+        star = shared_mark(d)
         lines.append(
             f"| {label} | {m['n_particles']} | {m['snr_db']} | {m['orientations']} | "
             f"{m['distance_mae_deg']:.1f} | {m['orientation_error_recovered_mean_deg']:.1f} / "

@@ -20,7 +20,7 @@ import json
 import sys
 
 from . import method
-from ._load import contended
+from ._load import shared_mark
 from ._report import RESULTS, machine_label, update_docs_section
 
 VOLUMES = ("sample", "ribosome")
@@ -95,7 +95,7 @@ def write_table() -> None:
                 if d is None:
                     continue
                 m = d["metrics"]
-                star = "*" if contended(d.get("load_average_mean"), d["machine"].get("cpu_count")) else ""
+                star = shared_mark(d)
                 label = "clean" if snr is None else f"{snr:g}"
                 lines.append(
                     f"| {volume} | {size} | {label} | {m['n_particles']} | {m['distance_mae_deg']:.1f} | "
