@@ -154,10 +154,11 @@ class RecoveryConfig:
         Independent runs; the lowest loss wins.
     screen_candidates, screen_steps
         Spectral roundings tried per run (the distinct ones with the lowest loss) and the
-        Adam steps each gets before the best of them, by the loss after those steps, goes
-        on to the full refinement. The rounding with the lowest loss *before* refinement is
-        not always the one in the right basin (clustered, preferred views); a short
-        refinement tells them apart. ``screen_candidates=1`` turns this off.
+        Adam steps each gets (at most ``n_steps // 5``) before the best of them, by the
+        loss after those steps, goes on to the full refinement. The rounding with the
+        lowest loss *before* refinement is not always the one in the right basin
+        (clustered, preferred views); a short refinement tells them apart.
+        ``screen_candidates=1`` turns this off.
     seed
         Seed of landmarks, starts, pair sampling.
     """
@@ -336,9 +337,10 @@ def recover_orientations(
         ei = torch.cat([ei, torch.arange(n).repeat_interleave(nn.shape[1])])
         ej = torch.cat([ej, nn.reshape(-1)])
     e_target = oracle.pairs(ei, ej).to(torch.float64)
-    screen = config.init == "spectral" and config.screen_candidates > 1 and config.screen_steps > 0 \
-        and config.n_steps > 0
-    per_run = max(1, config.n_steps) + (config.screen_candidates * config.screen_steps if screen else 0)
+    # screening takes at most a fifth of the refinement's steps per start
+    screen_steps = min(config.screen_steps, config.n_steps // 5)
+    screen = config.init == "spectral" and config.screen_candidates > 1 and screen_steps > 0
+    per_run = max(1, config.n_steps) + (config.screen_candidates * screen_steps if screen else 0)
     total = config.n_restarts * per_run
     n_nn = int(round(config.batch_pairs * config.neighbour_fraction))
     n_rand = config.batch_pairs - n_nn
@@ -397,7 +399,7 @@ def recover_orientations(
                 # a short refinement of each start; the best by loss goes on
                 screened = []
                 for k, q0 in enumerate(starts):
-                    q = yield from adam(q0, config.screen_steps, False, f"{label}: screening start "
+                    q = yield from adam(q0, screen_steps, False, f"{label}: screening start "
                                         f"{k + 1}/{len(starts)}", restart, [])
                     screened.append((eval_loss(q), q.numpy()))
                 q_start = min(screened, key=lambda c: c[0])[1]
@@ -405,7 +407,7 @@ def recover_orientations(
                 q_start = starts[0]
             if screen:  # keep the progress total right when fewer starts were screened
                 screened_starts = len(starts) if len(starts) > 1 else 0
-                done += (config.screen_candidates - screened_starts) * config.screen_steps
+                done += (config.screen_candidates - screened_starts) * screen_steps
             history.append(eval_loss(torch.as_tensor(q_start)))
             if config.n_steps:
                 q = yield from adam(q_start, config.n_steps, True, label, restart, history)
