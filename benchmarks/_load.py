@@ -38,14 +38,14 @@ class LoadSampler:
 
 
 def contended(load_mean: float | None, cpu_count: int | None, shared_cpu: bool = False) -> bool:
-    """Whether a run shared the machine: mean load above CPU count + 1.
+    """Whether a run shared the machine: mean load above CPU count + 0.5.
 
     ``shared_cpu`` marks records from before the load was sampled that are known to have
     shared the machine.
     """
     if shared_cpu:
         return True
-    return load_mean is not None and cpu_count is not None and load_mean > cpu_count + 1.0
+    return load_mean is not None and cpu_count is not None and load_mean > cpu_count + 0.5
 
 
 def shared_mark(record: dict) -> str:

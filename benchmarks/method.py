@@ -141,7 +141,7 @@ def write_table() -> None:
         "and after only the harmless rotation (what a user gets; the hand of the map is not "
         "determined by projections). FSC 0.5 against the ground-truth map, from the final poses "
         "and from the true poses. Total times marked * ran while other work shared the CPU "
-        "(mean load above CPU count + 1): upper bounds.",
+        "(mean load above CPU count + 0.5): upper bounds.",
         "",
         "| case | N | SNR (dB) | orientations | distance MAE (°) | recovered: error mean / median (°) "
         "| refined: error mean / median / p90 (°) | refined, harmless only: mean (°) "
