@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ._load import LoadSampler, shared_mark
 from ._report import RESULTS, machine, machine_label, save_json, update_docs_section
 
 CHILD = r"""
@@ -114,10 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --n >= 100, --box >= 16 and --train-steps >= 10")
     for n in args.n:
         for box in args.box:
-            row = measure(n, box, args.device, args.train_steps)
+            with LoadSampler(interval_s=5.0) as load:
+                row = measure(n, box, args.device, args.train_steps)
             save_json(f"throughput_{n}x{box}_{args.device.replace(':', '')}", {
                 "benchmark": "throughput", "machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                "train_steps": args.train_steps, "row": row,
+                "train_steps": args.train_steps, "load_average_mean": load.mean, "row": row,
             })
     write_table()
     return 0
@@ -134,7 +136,8 @@ def write_table() -> None:
         "the images Fourier-cropped to its working box, the first 5 steps excluded; "
         "reconstruction = direct Fourier inversion from the file. Each stage is a fresh "
         "process; peak RSS includes the runtime (about 0.4 GiB for Python and torch) and the "
-        "pages of the memory-mapped stack it read.",
+        "pages of the memory-mapped stack it read. Rows whose N is marked * ran while other "
+        "work shared the CPU: their rates are lower bounds.",
         "",
         "| N | box | device | simulate (images/s) | peak RSS (GiB) | train (pairs/s) | working box | "
         "peak RSS (GiB) | reconstruct (images/s) | peak RSS (GiB) | peak GPU (GiB) | machine |",
@@ -147,7 +150,7 @@ def write_table() -> None:
         s, t, c = r["simulate"], r["train"], r["reconstruct"]
         gpu = f"{c['peak_gpu_gib']:.2f}" if c.get("peak_gpu_gib") is not None else "—"
         lines.append(
-            f"| {r['n']} | {r['box']} | {r['device_name']} | {s['items_per_s']:.0f} | {s['peak_rss_gib']:.2f} | "
+            f"| {r['n']}{shared_mark(d)} | {r['box']} | {r['device_name']} | {s['items_per_s']:.0f} | {s['peak_rss_gib']:.2f} | "
             f"{t['items_per_s']:.0f} | {t['working_box']} | {t['peak_rss_gib']:.2f} | "
             f"{c['items_per_s']:.0f} | {c['peak_rss_gib']:.2f} | {gpu} | {machine_label(d['machine'])} |"
         )

@@ -96,3 +96,16 @@ def test_aspire_rotations_are_returned_in_our_convention():
     # rotation (plus the free hand) alone aligns them
     assert s["error_mean_deg"] < 5.0
     assert s["error_harmless_mean_deg"] < 5.0
+
+
+def test_throughput_measures_every_stage_in_its_own_process(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--n", "100", "--box", "32",
+                          "--train-steps", "12"], cwd=ROOT, env=_env(tmp_path), capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "results" / "throughput_100x32_cpu.json").read_text())
+    row = record["row"]
+    for stage in ("simulate", "train", "reconstruct"):
+        assert row[stage]["items_per_s"] > 0 and row[stage]["peak_rss_gib"] > 0.1
+    assert row["train"]["working_box"] == 16
+    assert "| 100" in (tmp_path / "benchmarks.md").read_text()
