@@ -53,10 +53,6 @@ class Estimate:
     seconds: float
 
 
-def _parse_snr(text: str) -> float | None:
-    return None if text == "clean" else float(text)
-
-
 def _configure_aspire() -> None:
     """Point ASPIRE's configuration (``$ASPIREDIR``) at the cache: logs there, no progress bars.
 
@@ -188,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--threads must be >= 1")
         _limit_threads(args.threads)
     try:
-        snrs = [_parse_snr(s) for s in args.snr]
+        snrs = [method.parse_snr(s) for s in args.snr]
     except ValueError:
         parser.error(f"--snr takes numbers in dB or 'clean', got {args.snr}")
     ns = args.n or list(DEFAULT_N[args.size])

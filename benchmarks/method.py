@@ -37,6 +37,11 @@ SIZES = ("full", "small")
 SWEEP_SNR_DB: tuple[float | None, ...] = (None, 0.0, -6.0, -12.0, -14.0, -16.0)
 
 
+def parse_snr(text: str) -> float | None:
+    """A noise level from the command line: dB, or ``clean`` (None)."""
+    return None if text == "clean" else float(text)
+
+
 def snr_label(snr_db: float | None) -> str:
     """``clean``, ``0db``, ``12db`` (for -12 dB): the case-name suffix of a noise level."""
     return "clean" if snr_db is None else f"{abs(snr_db):.0f}db"

@@ -27,10 +27,6 @@ VOLUMES = ("sample", "ribosome")
 DEFAULT_SNR = ("clean", "0", "-6", "-12", "-16")
 
 
-def _parse_snr(text: str) -> float | None:
-    return None if text == "clean" else float(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=method.SIZES, default="small")
@@ -41,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-only", action="store_true", help="only rewrite the table")
     args = parser.parse_args(argv)
     try:
-        snrs = [_parse_snr(s) for s in args.snr]
+        snrs = [method.parse_snr(s) for s in args.snr]
     except ValueError:
         parser.error(f"--snr takes numbers in dB or 'clean', got {args.snr}")
     cases = method._cases()
