@@ -5,7 +5,7 @@ this script runs the cells that have no stored result (all of them with ``--reru
 writes the sweep table from the stored method results. ``--size small`` (the default)
 is a short check, 1 000 particles and a 15-epoch network per cell (about a minute each
 on 2 CPU cores); ``--size full`` is the reference setting of the method table (5 000
-particles, 120 epochs; 8 to 20 minutes per cell on 2 CPU cores).
+particles, 120 epochs; 8 to 26 minutes per cell measured on 2 CPU cores).
 
 The ribosome map is read from ``../shared/data/volumes`` when present (skipped otherwise).
 
