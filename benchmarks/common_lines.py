@@ -30,12 +30,11 @@ import numpy as np
 
 from napari_cryorient.engine import so3
 from napari_cryorient.engine.align import align_harmless, align_to_reference
-from napari_cryorient.engine.ambiguity import resolve_ambiguity
 from napari_cryorient.engine.jobs import run_job
-from napari_cryorient.engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
-from napari_cryorient.engine.train import compute_features, prepare_training_data
+from napari_cryorient.engine.particles import Particles
 from napari_cryorient.io import read_particles
-from napari_cryorient.io.checkpoint import load_checkpoint, model_from_checkpoint
+from napari_cryorient.io.checkpoint import load_model
+from napari_cryorient.method import RecoverySettings, recover_poses
 
 from . import method
 from ._load import LoadSampler, shared_mark
@@ -102,17 +101,14 @@ def estimate_aspire(images: np.ndarray, pixel_size_a: float) -> Estimate:
 def estimate_ours(images: np.ndarray, pixel_size_a: float, model_path: Path, seed: int = 0) -> Estimate:
     """Orientations recovered from the learned distances, ambiguity resolved from the images.
 
-    Features + recovery + the common-line choice between the two branches of the
-    projection ambiguity (as ``cryorient recover --no-refine``).
+    The method's one path (:func:`napari_cryorient.method.recover_poses`) without the
+    refinement, as ``cryorient recover --no-refine``.
     """
     t0 = time.perf_counter()
-    model, norm, _ = model_from_checkpoint(load_checkpoint(model_path))
-    wb = model.config.working_box
-    small = prepare_training_data(images, np.repeat(np.eye(3)[None], len(images), 0), wb).images
-    features = compute_features(model, small, norm)
-    result = run_job(recover_orientations(FeatureDistances(features), RecoveryConfig(seed=seed)))
-    amb = run_job(resolve_ambiguity(images, result.rotations, pixel_size_a=pixel_size_a, seed=seed))
-    return Estimate(np.asarray(amb.apply(result.rotations)), time.perf_counter() - t0)
+    particles = Particles(images, pixel_size_a, name="common-lines images")
+    settings = RecoverySettings(refine=None, seed=seed)
+    result = run_job(recover_poses(particles, load_model(model_path), settings))
+    return Estimate(np.asarray(result.rotations), time.perf_counter() - t0)
 
 
 def score(estimate: Estimate, truth: np.ndarray) -> dict:

@@ -1,6 +1,6 @@
 """The whole method (cryorient demo) on reference settings: accuracy, resolution, time.
 
-Each named case runs :func:`napari_cryorient.pipeline.run_demo` and keeps its metrics in
+Each named case runs :func:`napari_cryorient.method.run_demo` and keeps its metrics in
 ``benchmarks/results/method_<case>.json`` (``method_<case>_small.json`` with
 ``--size small``); the table in docs/benchmarks.md lists every stored case. The run's
 outputs (model, noisy particle stack, true poses) stay in ``benchmarks/cache/`` (not
@@ -24,7 +24,7 @@ from napari_cryorient.engine.jobs import run_job
 from napari_cryorient.engine.recover import RecoveryConfig
 from napari_cryorient.engine.refine import RefineConfig
 from napari_cryorient.engine.siamese import EncoderConfig
-from napari_cryorient.pipeline import DemoConfig, run_demo
+from napari_cryorient.method import DemoConfig, run_demo
 
 from ._load import LoadSampler, shared_mark
 from ._report import RESULTS, machine, machine_label, save_json, update_docs_section

@@ -7,33 +7,30 @@ from typing import Any
 
 import numpy as np
 
+from .engine.distance_eval import DistanceEvaluation
 from .engine.fsc import FSCResult
-from .engine.train import DistanceEvaluation
-from .io.atomic import atomic_path
+from .io.atomic_write import atomic_path
 
 __all__ = ["plot_distances", "plot_errors", "plot_fsc", "plot_losses"]
 
 
 def _figure(width: float = 5.5, height: float = 3.8):
-    import matplotlib
+    """A stand-alone ``Figure`` (no pyplot, no global backend: safe from any thread)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, height), dpi=120)
-    return plt, fig, ax
+    fig = Figure(figsize=(width, height), dpi=120)
+    return fig, fig.subplots()
 
 
-def _save(plt, fig, path: Path) -> None:
+def _save(fig, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def plot_fsc(curves: dict[str, FSCResult], path: str | Path) -> None:
     """FSC curves (label → result) with the 0.143 and 0.5 thresholds."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     for label, f in curves.items():
         ax.plot(f.frequency_inv_a[1:], f.fsc[1:],  # shell 0 (DC) is a single ±1 product
                 label=f"{label} ({f.resolution_05_a:.1f} Å @0.5, {f.resolution_0143_a:.1f} Å @0.143)")
@@ -43,13 +40,13 @@ def plot_fsc(curves: dict[str, FSCResult], path: str | Path) -> None:
     ax.set_ylabel("FSC")
     ax.set_ylim(-0.1, 1.05)
     ax.legend(fontsize=7)
-    _save(plt, fig, Path(path))
+    _save(fig, Path(path))
 
 
 def plot_losses(history: list[dict[str, Any]], path: str | Path,
                 recovery_history: list[float] | None = None) -> None:
     """Training/validation loss per epoch (and the recovery loss if given)."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     epochs = [h["epoch"] + 1 for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], label="train (last step)")
     ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
@@ -63,28 +60,28 @@ def plot_losses(history: list[dict[str, Any]], path: str | Path,
         ax2.set_xticks([])
         ax2.legend(loc="lower left", fontsize=7)
     ax.legend(fontsize=7)
-    _save(plt, fig, Path(path))
+    _save(fig, Path(path))
 
 
 def plot_distances(ev: DistanceEvaluation, path: str | Path) -> None:
     """2D histogram of predicted versus true distances with the identity line."""
-    plt, fig, ax = _figure(4.6, 4.2)
+    fig, ax = _figure(4.6, 4.2)
     edges = ev.bin_edges_deg
     ax.pcolormesh(edges, edges, np.log1p(ev.histogram.T), cmap="viridis")
     ax.plot([0, 180], [0, 180], color="white", lw=1, ls="--")
     ax.set_xlabel("true distance (°)")
     ax.set_ylabel("predicted distance (°)")
     ax.set_title(f"MAE {ev.mae_deg:.1f}°, RMSE {ev.rmse_deg:.1f}°, r = {ev.pearson_r:.3f}", fontsize=9)
-    _save(plt, fig, Path(path))
+    _save(fig, Path(path))
 
 
 def plot_errors(errors: dict[str, np.ndarray], path: str | Path) -> None:
     """Histograms of per-particle orientation errors (label → `(n,)` degrees)."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     bins = np.linspace(0, 180, 61)
     for label, e in errors.items():
         ax.hist(e, bins=bins, alpha=0.6, label=f"{label}: mean {np.mean(e):.1f}°, median {np.median(e):.1f}°")
     ax.set_xlabel("orientation error (°)")
     ax.set_ylabel("particles")
     ax.legend(fontsize=7)
-    _save(plt, fig, Path(path))
+    _save(fig, Path(path))

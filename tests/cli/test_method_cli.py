@@ -38,8 +38,13 @@ def test_train_resume_recover_evaluate(sim, tmp_path):
                  "--steps", "20", "--restarts", "1", "--out", str(out)]) == 0
     rec = read_particles(out)
     assert len(rec) == 120 and rec.rotations().shape == (120, 3, 3)
-    # untouched columns are kept
-    assert list(rec.particles["rlnImageName"]) == list(read_particles(sim / "particles.star").particles["rlnImageName"])
+    # untouched columns are kept, image names rebased to the output's folder (same files)
+    src = read_particles(sim / "particles.star")
+    assert list(rec.particles["rlnMicrographName"]) == list(src.particles["rlnMicrographName"]) \
+        if "rlnMicrographName" in src.particles else True
+    idx, paths = rec.image_locations()
+    idx0, paths0 = src.image_locations()
+    assert list(idx) == list(idx0) and [p.resolve() for p in paths] == [p.resolve() for p in paths0]
     js = tmp_path / "ev.json"
     assert main(["evaluate", "--star", str(out), "--truth", str(sim / "particles.star"),
                  "--json", str(js)]) == 0
@@ -99,7 +104,7 @@ def test_benchmark_recovery_exact(tmp_path):
 
 def test_demo_writes_every_output(tmp_path, monkeypatch):
 
-    from napari_cryorient import pipeline
+    from napari_cryorient import method as pipeline
     from napari_cryorient.engine.recover import RecoveryConfig
     from napari_cryorient.engine.siamese import EncoderConfig
     from napari_cryorient.engine.train import TrainConfig

@@ -18,7 +18,7 @@ def test_alignment_recovers_a_known_global_transform_and_mirror(rng, conjugate):
     est = so3.quaternion_multiply(so3.quaternion_multiply(g, est), h)
     est *= rng.choice([-1, 1], (len(est), 1))  # arbitrary signs
     res = align_to_reference(est, q)
-    assert res.mirrored == conjugate
+    assert res.conjugated == conjugate
     assert res.errors_deg.max() < 1e-3
 
 

@@ -40,7 +40,7 @@ def test_mirror_image_is_detected(small_map):
     same = compare_with_reference(small_map, small_map, 4.0)
     assert same.hand == "same"
     flipped = compare_with_reference(mirror_volume(small_map), small_map, 4.0)
-    assert flipped.hand == "mirrored"
+    assert flipped.hand == "opposite"
     assert flipped.best.fsc[1:].mean() > 0.99
 
 

@@ -8,7 +8,8 @@ import pytest
 from napari_cryorient.cli import main
 from napari_cryorient.engine.ctf import CTFParams
 from napari_cryorient.engine.jobs import run_job
-from napari_cryorient.engine.preprocess import PreprocessConfig, circular_mask, preprocess_particles
+from napari_cryorient.engine.masks import circular_mask
+from napari_cryorient.engine.preprocess import PreprocessConfig, preprocess_particles
 from napari_cryorient.io import read_particles
 
 

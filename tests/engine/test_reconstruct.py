@@ -98,5 +98,5 @@ def test_poses_turned_180_in_plane_reconstruct_the_mirror_image(small_map, clean
     rec = run_job(reconstruct_volume(clean_set.images, rz_pi @ clean_set.rotations, 4.0,
                                      shifts_a=clean_set.shifts_a))
     hand = compare_with_reference(rec.volume, small_map, 4.0)
-    assert hand.hand == "mirrored"
+    assert hand.hand == "opposite"
     assert hand.best.fsc_at_fraction_of_nyquist(0.8) > 0.9

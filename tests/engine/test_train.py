@@ -117,8 +117,8 @@ def test_bad_training_settings_are_rejected(data):
 def test_inplane_augmentation_matches_the_pose_update(small_map, rng):
     """Rotating a projection by alpha equals projecting with Rz(alpha) R."""
     from napari_cryorient.engine import so3
+    from napari_cryorient.engine.augment import rotate_images as _rotate_images
     from napari_cryorient.engine.projector import FourierProjector
-    from napari_cryorient.engine.train import _rotate_images
 
     r = so3.sample_uniform_so3(3, rng)
     alpha = torch.tensor([0.3, 1.2, -2.0])

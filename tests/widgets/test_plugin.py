@@ -74,3 +74,22 @@ def test_gui_opens_with_every_widget_docked_and_the_sample(qtbot):
         assert viewer.layers[0].data.shape == (64, 64, 64)
     finally:
         viewer.close()
+
+
+def test_a_star_pose_layer_saved_as_star_names_its_images_box_and_ctf(make_napari_viewer, shared_data,
+                                                                        tmp_path):
+    from napari_cryorient.io.particles import read_particle_set
+
+    star = shared_data / "formats" / "relion31" / "relion31.star"
+    viewer = make_napari_viewer()
+    viewer.open(star, plugin="napari-cryorient")
+    poses = viewer.layers["relion31 poses"]
+    viewer.layers.selection = {poses}
+    out = tmp_path / "sub" / "poses.star"
+    out.parent.mkdir()
+    viewer.layers.save(str(out), selected=True, plugin="napari-cryorient")
+    back, original = read_particle_set(out), read_particle_set(star)
+    assert int(read_particles(out).optics["rlnImageSize"].iloc[0]) == original.box
+    np.testing.assert_array_equal(back.images[:], original.images[:])
+    assert np.max(so3.relative_angle_deg(back.rotations, original.rotations)) < 1e-3
+    np.testing.assert_allclose(back.ctf.defocus_u_a, original.ctf.defocus_u_a)

@@ -50,11 +50,61 @@ def _train(viewer, qtbot, epochs=2):
     return t
 
 
-def test_every_widget_constructs(make_napari_viewer):
+def test_job_widgets_dock_with_engine_defaults_and_refuse_to_start_without_data(
+        make_napari_viewer, errors):
+    from napari_cryorient.engine.recover import RecoveryConfig
+
     viewer = make_napari_viewer()
-    for cls in (DatasetWidget, TrainWidget, RecoverWidget, ReconstructWidget, InspectorWidget, ExportWidget):
-        widget = cls(viewer)
+    widgets = {cls: cls(viewer) for cls in (DatasetWidget, TrainWidget, RecoverWidget, ReconstructWidget,
+                                             InspectorWidget, ExportWidget)}
+    for cls, widget in widgets.items():
         viewer.window.add_dock_widget(widget, name=cls.__name__)
+    recover = widgets[RecoverWidget]
+    assert recover.steps.value == RecoveryConfig.n_steps and recover.restarts.value == RecoveryConfig.n_restarts
+    assert recover.steps.label == "recovery optimiser steps"
+    for cls in (TrainWidget, RecoverWidget, ReconstructWidget):
+        w = widgets[cls]
+        assert w.start_button.enabled and not w.stop_button.enabled
+        w.start()
+        assert "no data set" in errors[-1], cls
+        assert not w.runner.running and w.start_button.enabled
+    assert widgets[ExportWidget].export() == []
+
+
+def test_empiar_stack_adopted_in_the_gui_reconstructs_like_the_cli(
+        make_napari_viewer, qtbot, shared_data, tmp_path, errors):
+    """A real STAR with CTF: its CTF and optics travel from the reader through the Dataset
+    widget into the Wiener reconstruction, which equals `cryorient reconstruct` on the file."""
+    from napari_cryorient.cli import main
+    from napari_cryorient.engine import so3
+    from napari_cryorient.io.particles import read_particle_set, write_particle_set
+
+    star = shared_data / "formats" / "empiar_10076_7" / "empiar_10076_7.star"
+    viewer = make_napari_viewer()
+    viewer.open(star, plugin="napari-cryorient")
+    w = DatasetWidget(viewer)
+    w.source.value = "use opened layers"
+    w.form.reset_choices()
+    w.stack.value = viewer.layers["empiar_10076_7 particles"]
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=30_000)
+    ds = w.session.dataset
+    assert not errors, errors
+    assert ds.ctf is not None and len(ds.ctf) == len(ds) == 7
+    assert ds.pixel_size_a == pytest.approx(5e4 / 38168)
+    poses = so3.sample_uniform_so3(len(ds), np.random.default_rng(3))
+    w.session.poses = poses
+    rec = ReconstructWidget(viewer)
+    rec.ctf.value = "wiener"
+    rec.start()
+    qtbot.waitUntil(lambda: not rec.runner.running, timeout=60_000)
+    assert not errors, errors
+    with_poses = tmp_path / "with_poses.star"
+    write_particle_set(with_poses, read_particle_set(star).with_poses(poses))
+    out = tmp_path / "cli.mrc"
+    assert main(["reconstruct", "--star", str(with_poses), "--ctf-correction", "wiener", "--half-maps",
+                 "--out", str(out), "--device", "cpu"]) == 0
+    np.testing.assert_allclose(w.session.volume, read_map(out).data, rtol=1e-4, atol=1e-6)
 
 
 def test_quick_workflow_through_the_widgets(make_napari_viewer, qtbot, tmp_path, errors):

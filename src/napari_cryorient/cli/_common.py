@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import torch
 
-from ..engine.jobs import EngineError, Progress
+from ..engine.jobs import EngineError, Progress, run_job
 from ..io.errors import InputError
 
 T = TypeVar("T")
@@ -38,49 +38,101 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return 130
 
 
-def run_with_progress(job: Generator[Progress, None, T], description: str, unit: str = "it") -> T:
-    """Drain an engine job with a tqdm progress bar on stderr."""
-    from tqdm import tqdm
+class StageBars:
+    """tqdm bars on stderr, one per stage: a bar is labelled with its stage, shows the
+    event's message, and is replaced when the stage changes or starts over."""
 
-    bar = None
+    def __init__(self, unit: str = "it") -> None:
+        self.unit = unit
+        self.bar = None
+        self.stage: str | None = None
+
+    def __call__(self, event: Progress) -> None:
+        from tqdm import tqdm
+
+        if not isinstance(event, Progress):
+            return
+        bar = self.bar
+        if bar is None or event.stage != self.stage or event.done < bar.n:
+            self.close()
+            bar = self.bar = tqdm(total=event.total, desc=event.stage, unit=self.unit, file=sys.stderr,
+                                  dynamic_ncols=True, leave=False)
+            self.stage = event.stage
+        if bar.total != event.total:
+            bar.total = event.total
+        if event.message:
+            bar.set_postfix_str(event.message, refresh=False)
+        bar.update(min(event.done, event.total) - bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_with_progress(job: Generator[Progress, None, T], unit: str = "it") -> T:
+    """Drain an engine job with a progress bar per stage (see :class:`StageBars`)."""
+    bars = StageBars(unit)
     try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if bar is None:
-                bar = tqdm(total=event.total, desc=description, unit=unit, file=sys.stderr,
-                           dynamic_ncols=True, leave=False)
-            bar.update(event.done - bar.n)
+        return run_job(job, bars)
     finally:
-        if bar is not None:
-            bar.close()
+        bars.close()
 
 
 def add_device_arg(parser: argparse.ArgumentParser) -> None:
     """``--device auto|cpu|cuda`` and ``--threads``."""
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice)")
 
 
 def resolve_device(args: argparse.Namespace) -> torch.device:
-    """Apply ``--threads`` and turn ``--device`` into a torch device."""
-    if getattr(args, "threads", None):
-        if args.threads < 1:
-            raise ValueError("--threads must be >= 1")
-        torch.set_num_threads(args.threads)
-    name = getattr(args, "device", "auto")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but no CUDA device is available")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r} (use auto, cpu or cuda)")
-    return torch.device(name)
+    """Apply ``--threads`` and turn ``--device`` into a checked torch device."""
+    from ..engine.device import resolve_device as engine_device
+
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    return engine_device(getattr(args, "device", "auto"))
 
 
 def positive_path(value: str) -> Path:
     """argparse type for paths."""
     return Path(value)
+
+
+def add_particle_args(parser: argparse.ArgumentParser, flag: str = "--star", required: bool = True,
+                      help: str = "particles", ctf_flags: tuple[str, ...] = ("--ctf-pkl",),
+                      pixel_size: bool = True) -> None:
+    """The particle input of every command: one file of any format, and what it may need.
+
+    ``flag`` takes ``.star`` (RELION 3.0–5), ``.cs`` (cryoSPARC), ``.pkl`` (cryoDRGN poses,
+    with ``--images``) or a bare ``.mrcs`` stack.
+    """
+    if flag:  # "" when the caller declares the particle file itself (a positional)
+        parser.add_argument(flag, type=Path, required=required, dest="particles",
+                            help=f"{help}: .star, .cs, cryoDRGN .pkl (with --images) or .mrcs")
+    parser.add_argument("--images", type=Path, default=None, help="image stack of a cryoDRGN .pkl")
+    parser.add_argument(*ctf_flags, dest="ctf_pkl", type=Path, default=None,
+                        help="cryoDRGN CTF pickle of a .pkl input")
+    parser.add_argument("--images-dir", type=Path, default=None,
+                        help="folder the .cs image paths are relative to (cryoSPARC project)")
+    if pixel_size:
+        parser.add_argument("--pixel-size", type=float, default=None,
+                            help="pixel size in Å (overrides the file's)")
+
+
+def load_particles(args: argparse.Namespace, path: Path | None = None, check_values: bool = True,
+                   need_poses: bool = False):
+    """Read the particles named by :func:`add_particle_args` (one dispatch for every format);
+    ``need_poses``: the command needs orientations (refused before the images are read)."""
+    from ..io.particles import read_particle_set
+
+    px = getattr(args, "pixel_size", None)
+    if px is not None and not (px > 0 and px < float("inf")):
+        raise ValueError(f"--pixel-size must be a positive number of Å, got {px}")
+    return read_particle_set(path or args.particles, images=args.images, ctf=args.ctf_pkl,
+                             pixel_size_a=px, images_dir=args.images_dir, check_values=check_values,
+                             need_poses=need_poses)

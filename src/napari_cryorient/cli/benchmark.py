@@ -108,7 +108,6 @@ def _recovery(argv: list[str]) -> int:
     result = run_with_progress(
         recover_orientations(ExactDistances(truth),
                              RecoveryConfig(n_steps=args.steps, n_restarts=args.restarts, seed=args.seed)),
-        "recover",
     )
     seconds = time.perf_counter() - t0
     aligned = align_to_reference(result.quaternions, truth, seed=args.seed)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..engine import so3
 from ..engine.volumes import SAMPLES
-from ..pipeline import DemoConfig, run_demo
+from ..method import DemoConfig, run_demo
 from ._common import add_device_arg, resolve_device, run_with_progress
 
 
@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         train = replace(train, epochs=args.epochs)
     config = replace(config, train=train, **changes)
-    metrics = run_with_progress(run_demo(config, args.out), "demo")
+    metrics = run_with_progress(run_demo(config, args.out))
     print(f"distance MAE {metrics['distance_mae_deg']:.1f}°; orientation error (O(4)-aligned) "
           f"mean {metrics['orientation_error_mean_deg']:.1f}°, median "
           f"{metrics['orientation_error_median_deg']:.1f}°; resolved from images + harmless "

@@ -14,28 +14,31 @@ import argparse
 import json
 from pathlib import Path
 
-from ..engine import so3
-from ..engine.align import align_harmless, align_to_reference
-from ..io import atomic_path, read_particles
+from ..io import atomic_path
 from ..io.errors import InputError
+from ..method import evaluate_poses
+from ._common import add_particle_args, load_particles
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cryorient evaluate``."""
-    parser.add_argument("--star", type=Path, required=True, help="recovered poses")
-    parser.add_argument("--truth", type=Path, required=True, help="true poses")
+    add_particle_args(parser, help="recovered poses", pixel_size=False)
+    parser.add_argument("--truth", type=Path, required=True,
+                        help="true poses (same formats; a .pkl truth uses the same --images)")
     parser.add_argument("--json", type=Path, default=None, help="write metrics and per-particle errors")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``cryorient evaluate``."""
-    est, ref = read_particles(args.star), read_particles(args.truth)
+    est = load_particles(args, check_values=False, need_poses=True)
+    ref = load_particles(args, args.truth, check_values=False, need_poses=True)
     if len(est) != len(ref):
-        raise InputError(f"{len(est)} particles but the truth has {len(ref)} ({args.truth})", args.star)
-    q_est = so3.matrix_to_quaternion(est.rotations())
-    q_ref = so3.matrix_to_quaternion(ref.rotations())
-    full = align_to_reference(q_est, q_ref)
-    harmless = align_harmless(q_est, q_ref, allow_hand_flip=True)
+        raise InputError(f"{len(est)} particles but the truth has {len(ref)} ({args.truth})", args.particles)
+    for p, path in ((est, args.particles), (ref, args.truth)):
+        if not p.has_poses:
+            raise InputError("no particle orientations", path)
+    metrics = evaluate_poses(est.rotations, ref.rotations)
+    full, harmless = metrics.o4, metrics.harmless
     report = {
         "n_particles": len(est),
         "full_alignment": full.summary(),
@@ -44,9 +47,9 @@ def main(args: argparse.Namespace) -> int:
         "errors_harmless_deg": harmless.errors_deg.tolist(),
     }
     print(f"after O(4) alignment:      mean {full.mean_deg:.2f}°, median {full.median_deg:.2f}°, "
-          f"90% {full.p90_deg:.2f}°" + (" (transposed branch)" if full.mirrored else ""))
+          f"90% {full.p90_deg:.2f}°" + (" (transposed branch)" if full.conjugated else ""))
     print(f"harmless rotation only:    mean {harmless.mean_deg:.2f}°, median {harmless.median_deg:.2f}°, "
-          f"90% {harmless.p90_deg:.2f}°" + (" (opposite hand)" if harmless.mirrored else ""))
+          f"90% {harmless.p90_deg:.2f}°" + (" (opposite hand)" if harmless.hand_flipped else ""))
     if args.json:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(report, indent=2))

@@ -15,15 +15,14 @@ import argparse
 from pathlib import Path
 
 from ..engine.preprocess import PreprocessConfig, preprocess_particles
-from ..io import StackWriter, read_particle_file, staged_outputs, write_particles
+from ..io import ParticleTable, StackWriter, staged_outputs, write_particles
 from ..io.errors import InputError
-from ._common import run_with_progress
+from ._common import add_particle_args, load_particles, run_with_progress
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cryorient preprocess``."""
-    parser.add_argument("--star", type=Path, required=True, help="particles: .star, .cs or .pkl")
-    parser.add_argument("--images", type=Path, default=None, help="image stack of a cryoDRGN .pkl")
+    add_particle_args(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--box", type=int, default=None, help="Fourier-crop to this box (pixels)")
     parser.add_argument("--recentre", action="store_true", help="translate images by their origins")
@@ -37,34 +36,38 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``cryorient preprocess``."""
-    table = read_particle_file(args.star, images=args.images)
-    px = table.pixel_size
-    images = table.images()
-    ctf = table.ctf()
+    particles = load_particles(args)
+    try:
+        px = particles.require_pixel_size()
+    except ValueError as err:
+        raise InputError(str(err), args.particles) from err
+    images, ctf = particles.images, particles.ctf
     if args.phase_flip and ctf is None:
-        raise InputError("--phase-flip needs CTF columns (rlnDefocusU, rlnVoltage, ...)", args.star)
+        raise InputError("--phase-flip needs CTF columns (rlnDefocusU, rlnVoltage, ...)", args.particles)
     config = PreprocessConfig(box=args.box, recentre=args.recentre, phase_flip=args.phase_flip,
                               normalise=not args.no_normalise,
                               background_radius_a=args.background_radius,
                               mask_radius_a=args.mask_radius, mask_edge_a=args.mask_edge)
-    config.validate(images.box)
-    box = args.box or images.box
+    config.validate(particles.box)
+    box = args.box or particles.box
     with staged_outputs(args.out) as stage:
-        with StackWriter(stage / "particles.mrcs", len(images), box, px * images.box / box) as writer:
+        stack = stage / "particles.mrcs"
+        with StackWriter(stack, len(particles), box, px * particles.box / box) as writer:
             result = run_with_progress(
-                preprocess_particles(images, px, writer, shifts_a=table.shifts_a(), ctf=ctf, config=config),
-                "preprocess", unit="img")
-        table.particles["rlnImageName"] = [f"{i + 1:06d}@particles.mrcs" for i in range(len(table))]
-        if table.optics is not None:
+                preprocess_particles(images, px, writer, shifts_a=particles.shifts_a, ctf=ctf, config=config),
+                unit="img")
+        table = particles.source if isinstance(particles.source, ParticleTable) else None
+        if table is not None:
+            table.particles = table.particles.drop(columns=["rlnImageName"])
+        if table is not None and table.optics is not None:
             table.optics["rlnImagePixelSize"] = result.pixel_size_a
             table.optics["rlnImageSize"] = result.box
             if result.phase_flipped:
                 table.optics["rlnCtfDataArePhaseFlipped"] = 1
-        extra = {"rlnCtfDataArePhaseFlipped": [1] * len(table)} if (
-            result.phase_flipped and table.optics is None) else None
-        rotations = table.rotations() if table.has_angles else None
-        write_particles(stage / "particles.star", rotations, result.pixel_size_a, result.box,
-                        shifts_a=result.shifts_a, ctf=ctf, template=table, extra_columns=extra)
-    print(f"wrote {args.out / 'particles.star'} and particles.mrcs ({len(table)} images, "
+        extra = {"rlnCtfDataArePhaseFlipped": [1] * len(particles)} if (
+            result.phase_flipped and (table is None or table.optics is None)) else None
+        write_particles(stage / "particles.star", particles.rotations, result.pixel_size_a, result.box,
+                        stack=stack, shifts_a=result.shifts_a, ctf=ctf, template=table, extra_columns=extra)
+    print(f"wrote {args.out / 'particles.star'} and particles.mrcs ({len(particles)} images, "
           f"{result.box} px, {result.pixel_size_a:.4g} Å/px)")
     return 0

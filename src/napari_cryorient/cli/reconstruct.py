@@ -17,19 +17,17 @@ from pathlib import Path
 
 from ..engine.fsc import fourier_shell_correlation
 from ..engine.reconstruct import CTF_CORRECTIONS, reconstruct_volume
-from ..io import read_particles, staged_outputs, write_map
+from ..io import staged_outputs, write_map
 from ..io.errors import InputError
-from ._common import add_device_arg, resolve_device, run_with_progress
+from ._common import add_device_arg, add_particle_args, load_particles, resolve_device, run_with_progress
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cryorient reconstruct``."""
-    parser.add_argument("--star", type=Path, required=True, help="particle STAR file")
+    add_particle_args(parser, help="particles with poses")
     parser.add_argument("--out", type=Path, required=True, help="output map (.mrc)")
     parser.add_argument("--half-maps", action="store_true", help="also write two half-maps")
     parser.add_argument("--ctf-correction", choices=CTF_CORRECTIONS, default="none")
-    parser.add_argument("--pixel-size", type=float, default=None,
-                        help="pixel size in Å when the STAR file has none")
     parser.add_argument("--seed", type=int, default=0, help="seed of the half-map split")
     add_device_arg(parser)
 
@@ -37,18 +35,19 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``cryorient reconstruct``."""
     device = resolve_device(args)
-    table = read_particles(args.star)
-    rotations = table.rotations()
-    px = args.pixel_size if args.pixel_size is not None else table.pixel_size
-    images = table.images()
-    ctf = table.ctf()
+    particles = load_particles(args, need_poses=True)
+    try:
+        rotations, px = particles.require_poses(), particles.require_pixel_size()
+    except ValueError as err:
+        raise InputError(str(err), args.particles) from err
+    images, ctf = particles.images, particles.ctf
     if args.ctf_correction != "none" and ctf is None:
-        raise InputError(f"--ctf-correction {args.ctf_correction} needs CTF columns", args.star)
+        raise InputError(f"--ctf-correction {args.ctf_correction} needs CTF columns", args.particles)
     result = run_with_progress(
-        reconstruct_volume(images, rotations, px, shifts_a=table.shifts_a(), ctf=ctf,
+        reconstruct_volume(images, rotations, px, shifts_a=particles.shifts_a, ctf=ctf,
                            ctf_correction=args.ctf_correction, half_maps=args.half_maps,
                            seed=args.seed, device=device),
-        "reconstruct", unit="img",
+        unit="img",
     )
     out = args.out if args.out.suffix else args.out.with_suffix(".mrc")
     with staged_outputs(out.parent if str(out.parent) else Path(".")) as stage:
@@ -59,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
             write_map(stage / f"{out.stem}_half2.mrc", h2, px)
             fsc = fourier_shell_correlation(h1, h2, px)
             (stage / f"{out.stem}_halves_fsc.json").write_text(json.dumps(fsc.to_dict(), indent=2))
-    print(f"wrote {out} ({len(table)} particles, {images.box} px, {px:.3f} Å/px)")
+    print(f"wrote {out} ({len(particles)} particles, {particles.box} px, {px:.3f} Å/px)")
     if result.half_maps is not None:
         print(f"half-map FSC: {fsc.resolution_0143_a:.2f} Å at 0.143, "
               f"{fsc.resolution_05_a:.2f} Å at 0.5")

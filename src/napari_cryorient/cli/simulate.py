@@ -104,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
         )
         result = run_with_progress(
             simulate_particles(volume, px, config, sink=writer, device=device,
-                               clean_sink=clean_writer), "simulate", unit="img"
+                               clean_sink=clean_writer), unit="img"
         )
         stack.close()
         if keep_clean:

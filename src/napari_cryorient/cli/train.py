@@ -19,16 +19,15 @@ import numpy as np
 
 from ..engine.siamese import EncoderConfig
 from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
-from ..io import read_particles, read_stack
-from ..io.checkpoint import load_checkpoint
+from ..io import read_stack
+from ..io.checkpoint import load_checkpoint, save_model
 from ..io.errors import InputError
-from ..pipeline import save_model
-from ._common import add_device_arg, resolve_device, run_with_progress
+from ._common import add_device_arg, add_particle_args, load_particles, resolve_device, run_with_progress
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cryorient train``."""
-    parser.add_argument("--star", type=Path, required=True, help="particles with true poses")
+    add_particle_args(parser, help="particles with true poses", pixel_size=False)
     parser.add_argument("--out", type=Path, required=True, help="model checkpoint (.pt)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=60)
@@ -41,10 +40,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     add_device_arg(parser)
 
 
-def _load_data(star: Path, working_box: int):
-    table = read_particles(star)
-    rotations = table.rotations()
-    images = table.images()
+def _load_data(args: argparse.Namespace, working_box: int):
+    star = args.particles
+    particles = load_particles(args, need_poses=True)
+    if not particles.has_poses:
+        raise InputError("no particle orientations: training needs the true poses", star)
+    rotations, images = particles.rotations, particles.images
     noise = None
     clean_path, noise_path = star.parent / "particles_clean.mrcs", star.parent / "noise_variance.npy"
     if clean_path.exists() and noise_path.exists():
@@ -68,17 +69,17 @@ def main(args: argparse.Namespace) -> int:
     if args.resume is not None:
         ckpt = load_checkpoint(args.resume)
         wb = int(ckpt["config"]["encoder"]["working_box"])
-        data = _load_data(args.star, wb)
+        data = _load_data(args, wb)
         trainer = DistanceTrainer.from_checkpoint(ckpt, data, epochs=args.epochs)
     else:
         config = TrainConfig(encoder=EncoderConfig(working_box=args.working_box),
                              epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, lr=args.lr,
                              val_fraction=args.val_fraction, seed=args.seed, device=str(device))
-        data = _load_data(args.star, args.working_box)
+        data = _load_data(args, args.working_box)
         trainer = DistanceTrainer(data, config)
     interrupted = False
     try:
-        run_with_progress(trainer.run(), "train")
+        run_with_progress(trainer.run())
     except KeyboardInterrupt:
         interrupted = True
     save_model(args.out, trainer.checkpoint())

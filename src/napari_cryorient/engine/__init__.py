@@ -5,11 +5,16 @@ See :mod:`napari_cryorient.engine.so3` for the rotation convention used everywhe
 
 from . import so3
 from .ctf import CTFParams, compute_ctf_rfft
+from .device import resolve_device
 from .fourier import fourier_resize_images, fourier_resize_volume, shift_images
 from .fsc import FSCResult, HandComparison, compare_with_reference, fourier_shell_correlation
-from .jobs import EngineError, Progress, run_job
+from .inference import DistanceModel, image_features
+from .jobs import EngineError, Job, Progress, forward, run_job
+from .particles import Particles
 from .projector import FourierProjector
 from .reconstruct import CTF_CORRECTIONS, ReconstructionResult, reconstruct_volume
+from .recover import ExactDistances, FeatureDistances, RecoveryConfig, recover_orientations
+from .refine import RefineConfig, refine_orientations
 from .simulate import (
     ProjectionResult,
     SimulationConfig,
@@ -19,6 +24,7 @@ from .simulate import (
     simulate_particles,
     snr_db_from_noise_variance,
 )
+from .train import DistanceTrainer, TrainConfig, prepare_training_data
 from .volumes import (
     SAMPLES,
     density_from_atoms,
@@ -32,28 +38,43 @@ __all__ = [
     "CTF_CORRECTIONS",
     "SAMPLES",
     "CTFParams",
+    "DistanceModel",
+    "DistanceTrainer",
     "EngineError",
+    "ExactDistances",
     "FSCResult",
+    "FeatureDistances",
     "FourierProjector",
     "HandComparison",
+    "Job",
+    "Particles",
     "Progress",
     "ProjectionResult",
     "ReconstructionResult",
+    "RecoveryConfig",
+    "RefineConfig",
     "SimulationConfig",
     "SimulationResult",
+    "TrainConfig",
     "compare_with_reference",
     "compute_ctf_rfft",
     "density_from_atoms",
+    "forward",
     "fourier_resize_images",
     "fourier_resize_volume",
     "fourier_shell_correlation",
+    "image_features",
     "make_pseudo_protein",
     "make_sample_volume",
     "mirror_volume",
     "noise_variance_from_snr_db",
     "normalise_volume",
+    "prepare_training_data",
     "project_particles",
     "reconstruct_volume",
+    "recover_orientations",
+    "refine_orientations",
+    "resolve_device",
     "run_job",
     "shift_images",
     "simulate_particles",

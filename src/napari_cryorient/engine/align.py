@@ -46,14 +46,20 @@ class AlignmentResult:
         `(n,)` angle between each aligned estimate and its reference, in degrees.
     transform
         `(4, 4)` ``M``: aligned ``q = M^T q_est`` (up to sign).
-    mirrored
-        ``det M < 0``: the estimate is the conjugate (``R^T``) branch.
+    conjugated
+        ``det M < 0``: the estimate is the conjugate (``R^T``, transposed) branch
+        (:func:`align_to_reference`; always False for :func:`align_harmless`).
+    hand_flipped
+        The estimate matched after the hand flip ``Rz(π) R`` (the mirror-image map;
+        :func:`align_harmless` with ``allow_hand_flip``; always False for
+        :func:`align_to_reference`, whose O(4) search absorbs it).
     """
 
     quaternions: np.ndarray
     errors_deg: np.ndarray
     transform: np.ndarray
-    mirrored: bool
+    conjugated: bool = False
+    hand_flipped: bool = False
 
     @property
     def mean_deg(self) -> float:
@@ -68,9 +74,9 @@ class AlignmentResult:
         return float(np.percentile(self.errors_deg, 90))
 
     def summary(self) -> dict[str, float | bool]:
-        """Mean, median and 90th percentile in degrees, and the branch."""
-        return {"mean_deg": self.mean_deg, "median_deg": self.median_deg,
-                "p90_deg": self.p90_deg, "mirrored": self.mirrored}
+        """Mean, median and 90th percentile in degrees, the branch and the hand."""
+        return {"mean_deg": self.mean_deg, "median_deg": self.median_deg, "p90_deg": self.p90_deg,
+                "conjugated": self.conjugated, "hand_flipped": self.hand_flipped}
 
 
 def pose_errors_deg(q_est: np.ndarray, q_ref: np.ndarray) -> np.ndarray:
@@ -94,8 +100,7 @@ def _refine_mean_error(m: np.ndarray, q_est: np.ndarray, q_ref: np.ndarray, step
     best, best_m = np.inf, m
     for _ in range(steps):
         mm = m0 @ torch.matrix_exp(a - a.T)
-        dots = ((qe @ mm) * qr).sum(-1).abs().clamp(max=1 - 1e-12)
-        loss = (2 * torch.arccos(dots)).mean()
+        loss = so3.geodesic_from_dot(((qe @ mm) * qr).sum(-1), max_cos=1 - 1e-12).mean()
         if loss.item() < best:
             best, best_m = loss.item(), mm.detach().numpy().copy()
         opt.zero_grad()
@@ -186,7 +191,7 @@ def align_to_reference(
             best_err, best_m = err, m
     aligned = so3.canonical_quaternions(q_est @ best_m)
     return AlignmentResult(aligned, pose_errors_deg(aligned, q_ref), best_m,
-                           bool(np.linalg.det(best_m) < 0))
+                           conjugated=bool(np.linalg.det(best_m) < 0))
 
 
 def align_harmless(q_est: np.ndarray, q_ref: np.ndarray, allow_hand_flip: bool = False) -> AlignmentResult:
@@ -197,14 +202,14 @@ def align_harmless(q_est: np.ndarray, q_ref: np.ndarray, allow_hand_flip: bool =
 
     With ``allow_hand_flip``, the estimate with every pose turned by 180° in-plane
     (``Rz(π) R``, the opposite hand, see the module docstring) is tried too and the better
-    one is returned with ``mirrored=True`` when it is the flipped one.
+    one is returned with ``hand_flipped=True`` when it is the flipped one.
     """
     if allow_hand_flip:
         plain = align_harmless(q_est, q_ref)
         rz_pi = np.array([0.0, 0.0, 0.0, 1.0])
         flipped = align_harmless(so3.quaternion_multiply(rz_pi, q_est), q_ref)
         if flipped.mean_deg < plain.mean_deg:
-            flipped.mirrored = True
+            flipped.hand_flipped = True
             return flipped
         return plain
     q_est = so3.canonical_quaternions(q_est)
@@ -215,4 +220,4 @@ def align_harmless(q_est: np.ndarray, q_ref: np.ndarray, allow_hand_flip: bool =
     aligned = so3.canonical_quaternions(so3.quaternion_multiply(q_est, so3.quaternion_conjugate(h)))
     # the equivalent 4x4 map: q_est ⊗ h̄ = right-multiplication matrix applied to q_est
     m = np.stack([so3.quaternion_multiply(e, so3.quaternion_conjugate(h)) for e in np.eye(4)])
-    return AlignmentResult(aligned, pose_errors_deg(aligned, q_ref), m, False)
+    return AlignmentResult(aligned, pose_errors_deg(aligned, q_ref), m)

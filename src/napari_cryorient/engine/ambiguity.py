@@ -38,20 +38,20 @@ class AmbiguityResult:
     ----------
     left_rotation
         `(3, 3)` ``H`` applied on the left of every pose.
-    conjugate
+    conjugated
         Whether the poses were transposed (``R̂ᵀ``) first.
     score, runner_up_score
         Common-line score of the choice and of the best candidate on the other branch.
     """
 
     left_rotation: np.ndarray
-    conjugate: bool
+    conjugated: bool
     score: float
     runner_up_score: float
 
     def apply(self, rotations: np.ndarray) -> np.ndarray:
         """Corrected `(n, 3, 3)` poses."""
-        return apply_correction(rotations, self.left_rotation, self.conjugate)
+        return apply_correction(rotations, self.left_rotation, self.conjugated)
 
 
 def apply_correction(rotations: np.ndarray, left: np.ndarray, conjugate: bool) -> np.ndarray:

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch_ctf import calculate_ctf_2d
 
+from .frequencies import frequency_norm
+
 __all__ = ["CTFParams", "compute_ctf_rfft"]
 
 
@@ -133,8 +135,6 @@ def compute_ctf_rfft(
     )
     ctf = ctf.reshape(len(params), size, size // 2 + 1).to(torch.float32)
     if np.any(params.b_factor != 0):
-        fy = torch.fft.fftfreq(size, d=pixel_size_a, device=device)
-        fx = torch.fft.rfftfreq(size, d=pixel_size_a, device=device)
-        s2 = fy[:, None] ** 2 + fx[None, :] ** 2
+        s2 = frequency_norm((size, size), spacing=pixel_size_a, device=device) ** 2
         ctf = ctf * torch.exp(-t(params.b_factor)[:, None, None] * s2 / 4)
     return ctf

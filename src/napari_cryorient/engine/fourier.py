@@ -7,13 +7,19 @@ torch-fourier-slice's convention).
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "fftfreq_grid_2d",
     "fourier_resize_images",
     "fourier_resize_volume",
+    "load_images",
     "phase_shift_rfft_2d",
+    "prepare_rfft",
     "shift_images",
 ]
 
@@ -114,3 +120,54 @@ def fourier_resize_images(images: torch.Tensor, new_size: int) -> torch.Tensor:
     ft = _crop_or_pad_centered_fft(ft, new_size, dims)
     out = torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(ft, dim=dims), dim=dims), dim=dims)
     return out.real * (new_size / n) ** 2
+
+
+def load_images(images: Any, index: slice | np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`(b, n, n)` float32 tensor of ``images[index]`` (any sliceable stack), checked finite.
+
+    Raises
+    ------
+    ValueError
+        When a pixel is NaN or infinite (naming the first bad image, 1-based).
+    """
+    img = torch.as_tensor(np.asarray(images[index], dtype=np.float32), device=device)
+    if not torch.isfinite(img).all():
+        bad = int(torch.nonzero(~torch.isfinite(img).reshape(len(img), -1).all(1))[0])
+        rows = np.arange(len(images))[index] if isinstance(index, slice) else np.asarray(index)
+        raise ValueError(f"image {int(rows[bad]) + 1} contains NaN or infinite pixels")
+    return img
+
+
+def prepare_rfft(
+    images: torch.Tensor,
+    pixel_size_a: float,
+    shifts_a: np.ndarray | None = None,
+    pad: int = 0,
+) -> torch.Tensor:
+    """The one image preparation: zero-pad → centre to the origin → rfft → re-centre.
+
+    Parameters
+    ----------
+    images
+        `(b, n, n)` particle images, centre at pixel ``n // 2``.
+    pixel_size_a
+        Pixel size in Å.
+    shifts_a
+        `(b, 2)` RELION origins ``(x, y)`` in Å: each image is translated by ``+origin``
+        (the particle's centre moves to the box centre); None or zeros: no translation.
+    pad
+        Zero padding on each side (pixels): the transform is on ``p = n + 2 · pad``.
+
+    Returns
+    -------
+    torch.Tensor
+        `(b, p, p // 2 + 1)` unshifted rfft whose real-space origin is the image centre
+        (multiply by an unshifted CTF from :func:`~napari_cryorient.engine.ctf.compute_ctf_rfft`).
+    """
+    if pad:
+        images = F.pad(images, [pad] * 4)
+    p = images.shape[-1]
+    f = torch.fft.rfft2(torch.fft.ifftshift(images, dim=(-2, -1)))
+    if shifts_a is not None and np.any(shifts_a != 0):
+        f = phase_shift_rfft_2d(f, torch.from_numpy(np.asarray(shifts_a) / pixel_size_a).to(f.device), p)
+    return f

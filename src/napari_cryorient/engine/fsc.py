@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .frequencies import friedel_weights, shell_indices
 from .volumes import mirror_volume
 
 __all__ = ["FSCResult", "HandComparison", "compare_with_reference", "fourier_shell_correlation"]
@@ -96,19 +97,11 @@ def fourier_shell_correlation(
         a, b = a * m, b * m
     d = a.shape[-1]
     fa, fb = torch.fft.rfftn(a), torch.fft.rfftn(b)
-    fz = torch.fft.fftfreq(d, dtype=torch.float64)
-    fx = torch.fft.rfftfreq(d, dtype=torch.float64)
-    r = torch.sqrt(fz[:, None, None] ** 2 + fz[None, :, None] ** 2 + fx[None, None, :] ** 2)
-    shell = torch.round(r * d).long().flatten()
+    shell = shell_indices(tuple(a.shape)).flatten()
     n_shells = d // 2 + 1
     keep = shell < n_shells
     shell = shell[keep]
-    # weight 2 for the columns whose Friedel mates are not stored in the rfft
-    w = torch.full(fa.shape, 2.0, dtype=torch.float64)
-    w[..., 0] = 1.0
-    if d % 2 == 0:
-        w[..., -1] = 1.0
-    w = w.flatten()[keep]
+    w = friedel_weights(tuple(a.shape)).flatten()[keep]
     fa, fb = fa.flatten()[keep], fb.flatten()[keep]
     cross = torch.zeros(n_shells, dtype=torch.float64).index_add_(0, shell, w * (fa * fb.conj()).real)
     pa = torch.zeros(n_shells, dtype=torch.float64).index_add_(0, shell, w * fa.abs() ** 2)
@@ -135,20 +128,20 @@ class HandComparison:
 
     Attributes
     ----------
-    same_hand, mirrored
-        FSC against the reference and against its mirror image.
+    same_hand, opposite_hand
+        FSC against the reference and against its mirror image (the opposite hand).
     hand
-        ``"same"`` or ``"mirrored"``: which one agrees better (mean FSC up to Nyquist).
+        ``"same"`` or ``"opposite"``: which one agrees better (mean FSC up to Nyquist).
     """
 
     same_hand: FSCResult
-    mirrored: FSCResult
+    opposite_hand: FSCResult
     hand: str
 
     @property
     def best(self) -> FSCResult:
         """The FSC of the matching hand."""
-        return self.same_hand if self.hand == "same" else self.mirrored
+        return self.same_hand if self.hand == "same" else self.opposite_hand
 
 
 def compare_with_reference(
@@ -165,5 +158,5 @@ def compare_with_reference(
     ref = torch.as_tensor(np.asarray(reference), dtype=torch.float32)
     same = fourier_shell_correlation(volume, ref, pixel_size_a, mask)
     mirror = fourier_shell_correlation(volume, mirror_volume(ref), pixel_size_a, mask)
-    hand = "same" if same.fsc[1:].mean() >= mirror.fsc[1:].mean() else "mirrored"
+    hand = "same" if same.fsc[1:].mean() >= mirror.fsc[1:].mean() else "opposite"
     return HandComparison(same, mirror, hand)

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from .ctf import CTFParams, compute_ctf_rfft
-from .fourier import fourier_resize_images, phase_shift_rfft_2d
+from .fourier import fourier_resize_images, load_images, prepare_rfft
 from .jobs import EngineError, Progress
+from .masks import circular_mask
 
 __all__ = ["PreprocessConfig", "PreprocessResult", "circular_mask", "preprocess_particles"]
 
@@ -98,17 +99,6 @@ class PreprocessResult:
     phase_flipped: bool
 
 
-def circular_mask(box: int, radius_px: float, edge_px: float = 0.0) -> torch.Tensor:
-    """`(box, box)` mask: 1 inside ``radius_px`` of pixel ``box // 2``, raised-cosine edge
-    ``edge_px`` wide, 0 outside."""
-    c = torch.arange(box, dtype=torch.float32) - box // 2
-    r = torch.sqrt(c[:, None] ** 2 + c[None, :] ** 2)
-    if edge_px <= 0:
-        return (r <= radius_px).float()
-    t = ((r - radius_px) / edge_px).clamp(0.0, 1.0)
-    return 0.5 * (1.0 + torch.cos(torch.pi * t))
-
-
 def preprocess_particles(
     images: Any,
     pixel_size_a: float,
@@ -172,18 +162,12 @@ def preprocess_particles(
     try:
         for start in range(0, n, config.chunk_size):
             stop = min(n, start + config.chunk_size)
-            img = torch.as_tensor(np.asarray(images[start:stop], dtype=np.float32))
-            if not torch.isfinite(img).all():
-                raise ValueError(f"images {start}..{stop - 1} contain NaN or infinite pixels")
+            img = load_images(images, slice(start, stop))
             if config.recentre or config.phase_flip:
-                f = torch.fft.rfft2(img)
-                if config.recentre:
-                    f = phase_shift_rfft_2d(f, torch.from_numpy(shifts_a[start:stop] / pixel_size_a), d)
+                f = prepare_rfft(img, pixel_size_a, shifts_a[start:stop] if config.recentre else None)
                 if config.phase_flip:
-                    # the CTF grid is unshifted: its origin is pixel 0, like this transform's
-                    c = compute_ctf_rfft(ctf.subset(slice(start, stop)), d, pixel_size_a)
-                    f = f * torch.sign(c)
-                img = torch.fft.irfft2(f, s=(d, d))
+                    f = f * torch.sign(compute_ctf_rfft(ctf.subset(slice(start, stop)), d, pixel_size_a))
+                img = torch.fft.fftshift(torch.fft.irfft2(f, s=(d, d)), dim=(-2, -1))
             if box != d:
                 img = fourier_resize_images(img, box)
             if config.normalise:

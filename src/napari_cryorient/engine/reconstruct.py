@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch_fourier_slice import (
     insert_central_slices_rfft_3d,
     insert_central_slices_rfft_3d_multichannel,
 )
 
 from .ctf import CTFParams, compute_ctf_rfft
-from .fourier import phase_shift_rfft_2d
+from .fourier import load_images, prepare_rfft
+from .frequencies import frequency_norm
 from .jobs import EngineError, Progress
 from .projector import radial_gridding_correction
 
@@ -106,10 +106,7 @@ def _insert_chunk(
 def _finalise(acc: _Accumulator, size: int, padded: int, regularisation: float) -> np.ndarray:
     den = acc.den
     # mean sampling inside the Nyquist sphere (0.5 cycles/pixel) sets the regulariser
-    fz = torch.fft.fftshift(torch.fft.fftfreq(padded, device=den.device))
-    fx = torch.fft.rfftfreq(padded, device=den.device)
-    r2 = fz[:, None, None] ** 2 + fz[None, :, None] ** 2 + fx[None, None, :] ** 2
-    inside = r2 <= 0.25
+    inside = frequency_norm((padded,) * 3, rfft=True, fftshift=True, device=den.device) <= 0.5
     mean = den[inside].mean() if inside.any() else den.mean()
     lam = regularisation * float(mean) if float(mean) > 0 else 1.0
     ft = acc.num / (den + lam)
@@ -205,15 +202,8 @@ def reconstruct_volume(
         accs = [_Accumulator(padded, device) for _ in range(2 if half_maps else 1)]
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
-            img = torch.as_tensor(np.asarray(images[start:stop], dtype=np.float32), device=device)
-            if not torch.isfinite(img).all():
-                raise ValueError(f"images {start}..{stop - 1} contain NaN or infinite pixels")
-            if pad:
-                img = F.pad(img, [pad] * 4)
-            f = torch.fft.rfft2(torch.fft.ifftshift(img, dim=(-2, -1)))
-            shifts = shifts_a[start:stop]
-            if np.any(shifts != 0):
-                f = phase_shift_rfft_2d(f, torch.from_numpy(shifts / pixel_size_a).to(device), padded)
+            img = load_images(images, slice(start, stop), device)
+            f = prepare_rfft(img, pixel_size_a, shifts_a[start:stop], pad)
             weight = None
             if ctf_correction != "none":
                 c = compute_ctf_rfft(ctf.subset(slice(start, stop)), padded, pixel_size_a, device)

@@ -82,8 +82,7 @@ class ExactDistances(DistanceOracle):
         return so3.geodesic_distance(self.q[i], self.q[j])
 
     def block(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        dot = (self.q[rows] @ self.q[cols].T).abs().clamp(max=1.0)
-        return 2 * torch.arccos(dot)
+        return so3.geodesic_from_dot(self.q[rows] @ self.q[cols].T)
 
 
 class FeatureDistances(DistanceOracle):
@@ -120,12 +119,10 @@ class FeatureDistances(DistanceOracle):
     def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         if self._use_dense:
             return self._matrix()[i, j].double()
-        dot = (self.f[i] * self.f[j]).sum(-1).abs().clamp(max=1.0)
-        return 2 * torch.arccos(dot)
+        return so3.geodesic_from_dot((self.f[i] * self.f[j]).sum(-1))
 
     def block(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        dot = (self.f[rows] @ self.f[cols].T).abs().clamp(max=1.0)
-        return 2 * torch.arccos(dot)
+        return so3.geodesic_from_dot(self.f[rows] @ self.f[cols].T)
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
 from .ctf import CTFParams, compute_ctf_rfft
-from .fourier import phase_shift_rfft_2d
+from .fourier import load_images, prepare_rfft
+from .frequencies import frequency_grid, friedel_weights, shell_indices
 from .fsc import fourier_shell_correlation
-from .jobs import EngineError, Progress
+from .jobs import EngineError, Progress, forward
 from .projector import radial_gridding_correction
 from .reconstruct import reconstruct_volume
 from .so3 import matrix_to_quaternion, quaternion_to_matrix, relative_angle_deg
@@ -153,10 +154,7 @@ def _filter_volume(volume: np.ndarray, weights: np.ndarray) -> torch.Tensor:
     v = torch.as_tensor(volume, dtype=torch.float32)
     d = v.shape[-1]
     ft = torch.fft.rfftn(v)
-    fz = torch.fft.fftfreq(d)
-    fx = torch.fft.rfftfreq(d)
-    r = torch.sqrt(fz[:, None, None] ** 2 + fz[None, :, None] ** 2 + fx[None, None, :] ** 2)
-    shell = torch.round(r * d).long().clamp_max(len(weights))
+    shell = shell_indices((d, d, d), dtype=torch.float32).clamp_max(len(weights))
     w = torch.cat([torch.as_tensor(weights, dtype=torch.float32), torch.zeros(1)])
     return torch.fft.irfftn(ft * w[shell], s=v.shape)
 
@@ -183,16 +181,11 @@ class _Matcher:
         ft = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(vol, dim=dims), dim=dims), dim=dims)
         self._ft = torch.stack([ft.real, ft.imag])[None].contiguous()  # (1, 2, p, p, p)
         fmax_padded = fmax * d / p  # cycles/pixel on the padded grid
-        fy = torch.fft.fftshift(torch.fft.fftfreq(p, device=device))
-        fx = torch.fft.rfftfreq(p, device=device)
-        gy, gx = torch.meshgrid(fy, fx, indexing="ij")
+        g = frequency_grid((p, p), rfft=True, fftshift=True, device=device)  # (p, p//2+1, [y, x])
+        gy, gx = g[..., 0], g[..., 1]
         self.mask = torch.sqrt(gx**2 + gy**2) <= fmax_padded  # on the (p, p//2+1) image rfft
         self._k = torch.stack([gx[self.mask], gy[self.mask], torch.zeros_like(gx[self.mask])], -1)
-        herm = torch.full((p, p // 2 + 1), 2.0, device=device)
-        herm[:, 0] = 1.0
-        if p % 2 == 0:
-            herm[:, -1] = 1.0
-        self.weight = herm[self.mask]  # (m,)
+        self.weight = friedel_weights((p, p), torch.float32, device)[self.mask]  # (m,)
 
     def slices(self, rotations: torch.Tensor) -> torch.Tensor:
         """`(n, m)` complex samples of the map transform on the disc, for `(n, 3, 3)` poses.
@@ -239,16 +232,9 @@ def _posterior_mean(candidates: torch.Tensor, log_p: torch.Tensor) -> np.ndarray
 
 
 def _prepare_images(images: Any, index: np.ndarray, pixel_size_a: float, shifts_a: np.ndarray,
-                    pad: int, padded: int, device: torch.device) -> torch.Tensor:
-    img = torch.as_tensor(np.asarray(images[index], dtype=np.float32), device=device)
-    if not torch.isfinite(img).all():
-        raise ValueError("images contain NaN or infinite pixels")
-    if pad:
-        img = F.pad(img, [pad] * 4)
-    f = torch.fft.rfft2(torch.fft.ifftshift(img, dim=(-2, -1)))
-    s = shifts_a[index]
-    if np.any(s != 0):
-        f = phase_shift_rfft_2d(f, torch.from_numpy(s / pixel_size_a).to(device), padded)
+                    pad: int, device: torch.device) -> torch.Tensor:
+    """Fftshifted (dim -2) rffts of the padded, re-centred images ``index``."""
+    f = prepare_rfft(load_images(images, index, device), pixel_size_a, shifts_a[index], pad)
     return torch.fft.fftshift(f, dim=(-2,))
 
 
@@ -318,14 +304,8 @@ def refine_orientations(
                                          ctf_correction="wiener" if ctf is not None else "none",
                                          half_maps=True, seed=config.seed,
                                          pad_factor=config.pad_factor, device=device)
-            while True:
-                try:
-                    e = next(rec_job)
-                except StopIteration as stop:
-                    rec = stop.value
-                    break
-                yield Progress("refine", base + e.done, total,
-                               f"iteration {it + 1}/{n_iter}: half-maps")
+            rec = yield from forward(rec_job, "refine", offset=base, total=total,
+                                     message=f"iteration {it + 1}/{n_iter}: half-maps")
             halves = rec.half_assignment
             fsc = fourier_shell_correlation(*rec.half_maps, pixel_size_a)
             weights = _shell_filter(fsc.fsc)
@@ -345,7 +325,7 @@ def refine_orientations(
                 members = np.flatnonzero(halves == h)
                 for start in range(0, len(members), chunk):
                     idx = members[start : start + chunk]
-                    x = _prepare_images(images, idx, pixel_size_a, shifts_a, pad, p, device)
+                    x = _prepare_images(images, idx, pixel_size_a, shifts_a, pad, device)
                     c = None
                     if ctf is not None:
                         c = torch.fft.fftshift(compute_ctf_rfft(ctf.subset(idx), p, pixel_size_a, device),

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .so3 import GRADIENT_SAFE_COS, geodesic_from_dot
+
 __all__ = ["EncoderConfig", "SiameseNet", "feature_distance", "pairwise_feature_distance"]
 
 
@@ -62,13 +64,13 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 def feature_distance(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
     """``2 arccos |cos ∠(fa, fb)|`` for `(..., f)` features; radians in ``[0, π]``."""
     cos = nn.functional.cosine_similarity(fa, fb, dim=-1, eps=1e-8)
-    return 2 * torch.arccos(cos.abs().clamp(max=1 - 1e-6))
+    return geodesic_from_dot(cos, GRADIENT_SAFE_COS)
 
 
 def pairwise_feature_distance(f: torch.Tensor) -> torch.Tensor:
     """`(b, b)` distances between all rows of `(b, f)` features."""
     fn = nn.functional.normalize(f, dim=-1, eps=1e-8)
-    return 2 * torch.arccos((fn @ fn.T).abs().clamp(max=1 - 1e-6))
+    return geodesic_from_dot(fn @ fn.T, GRADIENT_SAFE_COS)
 
 
 class SiameseNet(nn.Module):

@@ -24,7 +24,7 @@ import torch
 from . import so3
 from .ctf import CTFParams, compute_ctf_rfft
 from .fourier import phase_shift_rfft_2d
-from .jobs import EngineError, Progress
+from .jobs import EngineError, Progress, forward
 from .projector import FourierProjector
 
 __all__ = [
@@ -352,9 +352,11 @@ def simulate_particles(
         noise = noise_rng.standard_normal(clean.shape, dtype=np.float32)
         store(start, clean + noise * np.sqrt(sigma2).astype(np.float32)[:, None, None])
 
-    projected = yield from project_particles(
-        volume, rotations, pixel_size_a, shifts_a, ctf,
-        chunk_size=config.chunk_size, sink=noisy_store, device=device,
+    projected = yield from forward(
+        project_particles(volume, rotations, pixel_size_a, shifts_a, ctf,
+                          chunk_size=config.chunk_size, sink=noisy_store, device=device),
+        "simulate",
+        message="clean" if config.snr_db is None else f"SNR {config.snr_db:g} dB",
     )
     return SimulationResult(
         images=out,

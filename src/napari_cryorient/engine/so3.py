@@ -181,6 +181,33 @@ def matrix_to_rotvec(matrices: np.ndarray | torch.Tensor) -> np.ndarray:
     return Rotation.from_matrix(m.reshape(-1, 3, 3)).as_rotvec().reshape(*m.shape[:-2], 3)
 
 
+#: clamp of ``|cos|`` where gradients flow through the distance (arccos' slope is infinite at 1)
+GRADIENT_SAFE_COS = 1 - 1e-6
+
+
+def geodesic_from_dot(
+    dot: np.ndarray | torch.Tensor, max_cos: float = 1.0
+) -> np.ndarray | torch.Tensor:
+    """The one formula of the method's distance: ``2 arccos min(|dot|, max_cos)``.
+
+    Parameters
+    ----------
+    dot
+        Inner products ``<q_i, q_j>`` of unit quaternions, or cosines between unit feature
+        vectors (numpy or torch; the result has the same type, torch keeps autograd).
+    max_cos
+        Upper clamp of ``|dot|``: 1 for values, :data:`GRADIENT_SAFE_COS` where the
+        distance is differentiated.
+
+    Returns
+    -------
+    Distances in radians, in ``[0, π]``.
+    """
+    if isinstance(dot, torch.Tensor):
+        return 2.0 * torch.arccos(dot.abs().clamp(max=max_cos))
+    return 2.0 * np.arccos(np.clip(np.abs(dot), 0.0, max_cos))
+
+
 def geodesic_distance(
     q1: np.ndarray | torch.Tensor, q2: np.ndarray | torch.Tensor
 ) -> np.ndarray | torch.Tensor:
@@ -199,10 +226,8 @@ def geodesic_distance(
     if isinstance(q1, torch.Tensor) or isinstance(q2, torch.Tensor):
         q1 = torch.as_tensor(q1)
         q2 = torch.as_tensor(q2, dtype=q1.dtype, device=q1.device)
-        dot = (q1 * q2).sum(-1).abs().clamp(max=1.0)
-        return 2.0 * torch.arccos(dot)
-    dot = np.abs(np.sum(np.asarray(q1) * np.asarray(q2), axis=-1))
-    return 2.0 * np.arccos(np.clip(dot, 0.0, 1.0))
+        return geodesic_from_dot((q1 * q2).sum(-1))
+    return geodesic_from_dot(np.sum(np.asarray(q1) * np.asarray(q2), axis=-1))
 
 
 def relative_angle_deg(r1: np.ndarray, r2: np.ndarray) -> np.ndarray:

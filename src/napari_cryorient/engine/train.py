@@ -26,14 +26,19 @@ import numpy as np
 import torch
 
 from . import so3
-from .fourier import fourier_resize_images
+from .augment import rotate_images
+from .device import resolve_device
+from .distance_eval import DistanceEvaluation, evaluate_distances
+from .inference import DistanceModel, compute_features, normalise_for_network
 from .jobs import EngineError, Progress
 from .recover import ExactDistances
 from .siamese import EncoderConfig, SiameseNet, feature_distance, pairwise_feature_distance
+from .training_data import TrainingData, prepare_training_data
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "DistanceEvaluation",
+    "DistanceModel",
     "DistanceTrainer",
     "TrainConfig",
     "TrainingData",
@@ -44,20 +49,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "napari-cryorient-siamese/1"
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` → CUDA, else MPS, else CPU; otherwise the named device (checked)."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was requested but no CUDA device is available")
-    return dev
 
 
 @dataclass(frozen=True)
@@ -126,167 +117,6 @@ class TrainConfig:
                              f"(need >= 4 for training and >= 3 for validation)")
 
 
-@dataclass
-class TrainingData:
-    """Particles at the network's working box.
-
-    Attributes
-    ----------
-    images
-        `(n, W, W)` float32: clean images when ``noise_std`` is given, else the data.
-    quaternions
-        `(n, 4)` true orientations.
-    noise_std
-        `(n,)` per-pixel noise standard deviation at the working box, or None (real data:
-        the images already hold their noise).
-    original_box
-        Box of the images before cropping (the model checks it later).
-    """
-
-    images: np.ndarray
-    quaternions: np.ndarray
-    noise_std: np.ndarray | None
-    original_box: int
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
-def _crop_chunks(images: Any, working_box: int, chunk: int = 1024) -> np.ndarray:
-    n = len(images)
-    out = np.empty((n, working_box, working_box), dtype=np.float32)
-    for start in range(0, n, chunk):
-        block = torch.from_numpy(np.array(images[start : start + chunk], dtype=np.float32))
-        if block.shape[-1] != working_box:
-            block = fourier_resize_images(block, working_box)
-        out[start : start + len(block)] = block.numpy()
-    return out
-
-
-def prepare_training_data(
-    images: Any,
-    rotations: np.ndarray,
-    working_box: int,
-    noise_variance: np.ndarray | None = None,
-) -> TrainingData:
-    """Fourier-crop `(n, B, B)` images (any sliceable stack) to the working box.
-
-    Parameters
-    ----------
-    images
-        Clean images when ``noise_variance`` is given (simulation), else the data.
-    rotations
-        `(n, 3, 3)` true poses.
-    noise_variance
-        `(n,)` per-pixel noise variance at box ``B`` (simulation) or None. Cropping white
-        noise to ``W`` keeps it white with variance scaled by ``(W / B)²``.
-    """
-    n = len(images)
-    if len(rotations) != n:
-        raise ValueError(f"{n} images but {len(rotations)} poses")
-    box = int(np.asarray(images[0:1]).shape[-1])
-    if working_box > box:
-        raise ValueError(f"working box {working_box} is larger than the images ({box})")
-    cropped = _crop_chunks(images, working_box)
-    if not np.isfinite(cropped).all():
-        raise ValueError("images contain NaN or infinite values")
-    std = None
-    if noise_variance is not None:
-        std = (np.sqrt(np.asarray(noise_variance, dtype=np.float64)) * working_box / box).astype(np.float32)
-    return TrainingData(cropped, so3.matrix_to_quaternion(rotations), std, box)
-
-
-@dataclass
-class DistanceEvaluation:
-    """Predicted versus true distances on held-out pairs.
-
-    Attributes
-    ----------
-    mae_deg, rmse_deg, pearson_r
-        Mean absolute and root-mean-square error (degrees), correlation.
-    histogram
-        `(bins, bins)` counts: rows = true distance bin, columns = predicted bin.
-    bin_edges_deg
-        `(bins + 1,)` edges in degrees (0 … 180) for both axes.
-    true_deg, predicted_deg
-        A subsample (at most 5 000) of the pairs, for scatter plots.
-    """
-
-    mae_deg: float
-    rmse_deg: float
-    pearson_r: float
-    histogram: np.ndarray
-    bin_edges_deg: np.ndarray
-    true_deg: np.ndarray
-    predicted_deg: np.ndarray
-
-    def summary(self) -> dict[str, float]:
-        return {"mae_deg": self.mae_deg, "rmse_deg": self.rmse_deg, "pearson_r": self.pearson_r}
-
-
-def evaluate_distances(true_rad: np.ndarray, pred_rad: np.ndarray, bins: int = 36) -> DistanceEvaluation:
-    """Metrics and the binned predicted-vs-true data from two `(m,)` arrays (radians)."""
-    t, p = np.rad2deg(np.asarray(true_rad)), np.rad2deg(np.asarray(pred_rad))
-    err = p - t
-    edges = np.linspace(0, 180, bins + 1)
-    hist, _, _ = np.histogram2d(t, p, bins=[edges, edges])
-    r = float(np.corrcoef(t, p)[0, 1]) if t.std() > 0 and p.std() > 0 else float("nan")
-    sub = np.random.default_rng(0).permutation(len(t))[:5000]
-    return DistanceEvaluation(float(np.abs(err).mean()), float(np.sqrt((err**2).mean())), r,
-                              hist, edges, t[sub], p[sub])
-
-
-def _circular_mask(w: int, dtype=torch.float32) -> torch.Tensor:
-    """`(w, w)` disc of radius ``w / 2`` about pixel ``w // 2`` with a 1-pixel cosine edge."""
-    g = torch.arange(w, dtype=dtype) - w // 2
-    r = torch.sqrt(g[:, None] ** 2 + g[None, :] ** 2)
-    edge = (r - (w / 2 - 1)).clamp(0, 1)
-    return 0.5 * (1 + torch.cos(torch.pi * edge))
-
-
-def _normalise(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """Standardise with the data set's statistics and mask to a disc, so that in-plane
-    rotations (augmentation) never change what the network sees at the corners."""
-    return (x - mean) / std * _circular_mask(x.shape[-1], x.dtype).to(x.device)
-
-
-def _rotate_images(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Rotate `(b, W, W)` images about pixel ``W // 2`` by ``alpha`` (radians, x towards y).
-
-    A point ``p`` of the content moves to ``Rz(alpha) p``; bilinear interpolation, zeros
-    outside. Matches the pose update ``R -> Rz(alpha) R``.
-    """
-    b, w = x.shape[0], x.shape[-1]
-    c, s = torch.cos(alpha), torch.sin(alpha)
-    # output pixel p samples the input at Rz(-alpha) p; coordinates relative to W // 2
-    rot = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)  # Rz(-alpha)
-    g = torch.arange(w, dtype=x.dtype) - w // 2
-    yy, xx = torch.meshgrid(g, g, indexing="ij")
-    pts = torch.stack([xx, yy], -1).reshape(-1, 2)  # (W², 2) as (x, y)
-    src = pts @ rot.transpose(-1, -2)  # (b, W², 2)
-    norm = (src + w // 2) / (w - 1) * 2 - 1
-    out = torch.nn.functional.grid_sample(x[:, None], norm.reshape(b, w, w, 2), mode="bilinear",
-                                          padding_mode="zeros", align_corners=True)
-    return out[:, 0]
-
-
-@torch.no_grad()
-def compute_features(
-    model: SiameseNet,
-    images: Any,
-    norm: tuple[float, float],
-    chunk: int = 512,
-    device: torch.device | str = "cpu",
-) -> np.ndarray:
-    """`(n, f)` features of images already at the working box, in chunks (eval mode)."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), chunk):
-        x = torch.as_tensor(np.asarray(images[start : start + chunk], dtype=np.float32), device=device)
-        out.append(model.encode(_normalise(x, *norm)).float().cpu())
-    return torch.cat(out).numpy()
-
-
 class DistanceTrainer:
     """Trains a :class:`SiameseNet` on :class:`TrainingData`; see the module docstring.
 
@@ -306,8 +136,9 @@ class DistanceTrainer:
                              f"{config.encoder.working_box}")
         self.data = data
         self.device = resolve_device(config.device)
-        torch.manual_seed(config.seed)
-        self.model = SiameseNet(config.encoder).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded weights, torch's global RNG untouched
+            torch.manual_seed(config.seed)
+            self.model = SiameseNet(config.encoder).to(self.device)
         self.gen = torch.Generator().manual_seed(config.seed)
         perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed + 1))
         n_val = int(round(config.val_fraction * len(data)))
@@ -368,7 +199,7 @@ class DistanceTrainer:
         if c.augment_inplane:
             alpha = torch.rand(a, generator=self.gen) * 2 * torch.pi
             alpha = alpha.repeat_interleave(1 + c.neighbours_per_anchor)  # one angle per group
-            x = _rotate_images(x, alpha)
+            x = rotate_images(x, alpha)
             half = alpha / 2  # q_z(alpha) ⊗ q: R -> Rz(alpha) R
             qz = torch.stack([torch.cos(half), torch.zeros_like(half), torch.zeros_like(half),
                               torch.sin(half)], dim=-1)
@@ -376,7 +207,7 @@ class DistanceTrainer:
         if self.data.noise_std is not None:  # fresh noise at every step
             std = torch.as_tensor(self.data.noise_std[idx.numpy()])[:, None, None]
             x = x + std * torch.randn(x.shape, generator=self.gen)
-        return _normalise(x, *self.norm), idx, q
+        return normalise_for_network(x, *self.norm), idx, q
 
     def _train_step(self) -> float:
         self.model.train()
@@ -386,7 +217,7 @@ class DistanceTrainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             f = self.model.encode(x)
         d_pred = pairwise_feature_distance(f.float())
-        d_true = 2 * torch.arccos((q @ q.T).abs().clamp(max=1.0))
+        d_true = so3.geodesic_from_dot(q @ q.T)
         iu = torch.triu_indices(len(idx), len(idx), 1, device=self.device)
         loss = ((d_pred[iu[0], iu[1]] - d_true[iu[0], iu[1]]) ** 2).mean()
         self.opt.zero_grad(set_to_none=True)
@@ -455,6 +286,10 @@ class DistanceTrainer:
         return self
 
     # ------------------------------------------------------------ checkpoints
+    def distance_model(self) -> DistanceModel:
+        """The best network with its normalisation and box, ready for :func:`image_features`."""
+        return DistanceModel(self.best_model(), tuple(self.norm), self.data.original_box)
+
     def best_model(self) -> SiameseNet:
         """A copy of the network with the best validation weights (current if none yet)."""
         model = SiameseNet(self.config.encoder)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .frequencies import frequency_grid
+
 __all__ = [
     "SAMPLES",
     "density_from_atoms",
@@ -83,9 +85,7 @@ def density_from_atoms(
     vol = grid.reshape(box, box, box)
 
     # Gaussian blur (and B-factor) in Fourier space; s in 1/Å
-    freq = torch.fft.fftfreq(box, d=pixel_size_a, dtype=torch.float64)
-    s2 = freq[:, None, None] ** 2 + freq[None, :, None] ** 2
-    s2 = s2 + torch.fft.rfftfreq(box, d=pixel_size_a, dtype=torch.float64)[None, None, :] ** 2
+    s2 = frequency_grid((box,) * 3, spacing=pixel_size_a, dtype=torch.float64).pow(2).sum(-1)
     envelope = torch.exp(-2 * np.pi**2 * sigma**2 * s2)
     if b_factor:
         envelope = envelope * torch.exp(-b_factor * s2 / 4)

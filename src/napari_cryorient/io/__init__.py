@@ -5,8 +5,8 @@ No napari and no Qt here. Every reader raises :class:`InputError` with a message
 names the file and the problem.
 """
 
-from .atomic import atomic_path
 from .atomic_model import map_from_atomic_model, read_atoms
+from .atomic_write import atomic_path
 from .cryodrgn import (
     read_cryodrgn,
     read_cryodrgn_ctf,

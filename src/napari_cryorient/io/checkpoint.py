@@ -1,4 +1,4 @@
-"""Loading model checkpoints (clear errors for bad files); used by the CLI and the widgets."""
+"""Model checkpoints on disk: loading (clear errors for bad files) and atomic saving."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ from typing import Any
 
 import torch
 
+from ..engine.inference import DistanceModel
 from ..engine.siamese import SiameseNet
 from ..engine.train import CHECKPOINT_FORMAT, TrainConfig
+from .atomic_write import atomic_path
 from .errors import InputError
 
+__all__ = ["load_checkpoint", "load_model", "model_from_checkpoint", "save_model"]
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by ``cryorient train`` or ``demo``."""
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by ``cryorient train`` or ``demo`` (tensors only:
+    ``weights_only=True``, no code is ever run from the file)."""
+    path = Path(path)
     if not path.exists():
         raise InputError("file does not exist", path)
     if path.is_dir():
@@ -27,9 +33,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[SiameseNet, tuple[float, float], int]:
-    """The best network, its normalisation and the image box it was trained on."""
-    config = TrainConfig.from_dict(ckpt["config"])
-    model = SiameseNet(config.encoder)
-    model.load_state_dict(ckpt["best_state"] or ckpt["model_state"])
-    return model.eval(), tuple(ckpt["norm"]), int(ckpt["original_box"])
+def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path | None = None) -> DistanceModel:
+    """The best network of a checkpoint, with its normalisation and training box."""
+    try:
+        config = TrainConfig.from_dict(ckpt["config"])
+        net = SiameseNet(config.encoder)
+        net.load_state_dict(ckpt["best_state"] or ckpt["model_state"])
+        return DistanceModel(net.eval(), tuple(float(v) for v in ckpt["norm"]), int(ckpt["original_box"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise InputError(f"the checkpoint is incomplete or does not fit the network ({err})", path) from err
+
+
+def load_model(path: str | Path) -> DistanceModel:
+    """:func:`load_checkpoint` then :func:`model_from_checkpoint`."""
+    return model_from_checkpoint(load_checkpoint(path), path)
+
+
+def save_model(path: str | Path, checkpoint: dict[str, Any]) -> Path:
+    """Write a model checkpoint atomically (``torch.save``)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+    return path

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..engine import so3
 from ..engine.ctf import CTFParams
-from .atomic import atomic_path
+from .atomic_write import atomic_path
 from .errors import InputError, check_input_file
 from .mrc import read_stack
 from .relion_star import ANGLE_COLUMNS, ParticleTable, table_from_blocks

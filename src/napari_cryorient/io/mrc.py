@@ -14,7 +14,7 @@ from types import TracebackType
 import mrcfile
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic_write import atomic_path
 from .errors import InputError, check_input_file
 
 __all__ = ["MapData", "StackData", "StackWriter", "check_finite", "read_map", "read_stack", "write_map"]

@@ -1,22 +1,35 @@
-"""One entry point for particle files of any supported format.
+"""One entry point for particle files of any supported format, in and out.
 
-``.star`` (RELION 3.0–5), ``.cs`` (cryoSPARC) and ``.pkl`` (cryoDRGN poses, with their
-image stack) all become a :class:`~napari_cryorient.io.relion_star.ParticleTable` in
-RELION columns.
+``.star`` (RELION 3.0–5), ``.cs`` (cryoSPARC), ``.pkl`` (cryoDRGN poses, with their image
+stack) and a bare ``.mrcs`` stack all become one
+:class:`~napari_cryorient.engine.particles.Particles`: images (read lazily), pixel size,
+poses, origins, CTF and optics groups. The parsed table rides along as
+``Particles.source``, so :func:`write_particle_set` keeps every column it does not change.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from ..engine.particles import Particles
 from .cryodrgn import read_cryodrgn
 from .cryosparc import read_cryosparc
 from .errors import InputError
-from .relion_star import ParticleTable, read_particles
+from .mrc import read_stack
+from .relion_star import ParticleTable, read_particles, write_particles
 
-__all__ = ["PARTICLE_SUFFIXES", "read_particle_file"]
+__all__ = [
+    "PARTICLE_SUFFIXES",
+    "particles_from_table",
+    "read_particle_file",
+    "read_particle_set",
+    "write_particle_set",
+]
 
-PARTICLE_SUFFIXES = (".star", ".cs", ".pkl")
+PARTICLE_SUFFIXES = (".star", ".cs", ".pkl", ".mrcs")
+TABLE_SUFFIXES = (".star", ".cs", ".pkl")
 
 
 def read_particle_file(
@@ -26,7 +39,7 @@ def read_particle_file(
     pixel_size_a: float | None = None,
     images_dir: str | Path | None = None,
 ) -> ParticleTable:
-    """Read particles from a STAR, cryoSPARC ``.cs`` or cryoDRGN pose ``.pkl`` file.
+    """The table of a STAR, cryoSPARC ``.cs`` or cryoDRGN pose ``.pkl`` file (RELION columns).
 
     Parameters
     ----------
@@ -52,4 +65,89 @@ def read_particle_file(
             raise InputError("a cryoDRGN pose pickle needs its image stack (--images STACK.mrcs)", path)
         return read_cryodrgn(path, images, ctf=ctf, pixel_size_a=pixel_size_a)
     raise InputError(f"unrecognised particle file type {suffix or '(no suffix)'!r}; expected "
-                     f"{', '.join(PARTICLE_SUFFIXES)}", path)
+                     f"{', '.join(TABLE_SUFFIXES)}", path)
+
+
+def particles_from_table(table: ParticleTable, pixel_size_a: float | None = None,
+                         check_values: bool = True, need_poses: bool = False) -> Particles:
+    """A :class:`Particles` from a parsed table (``pixel_size_a`` overrides the file's;
+    ``need_poses``: refuse a table without angles before its images are opened)."""
+    if need_poses:
+        table.rotations()  # InputError naming the missing columns
+    px = pixel_size_a
+    if px is None and not np.all(np.isnan(table.pixel_size_a)):
+        px = table.pixel_size
+    cols = table.particles.columns
+    has_origins = ({"rlnOriginXAngst", "rlnOriginYAngst"} <= set(cols)
+                   or {"rlnOriginX", "rlnOriginY"} <= set(cols))
+    shifts = table.shifts_a() if has_origins else None
+    if shifts is not None and not np.isfinite(shifts).all():
+        row = int(np.flatnonzero(~np.isfinite(shifts).all(1))[0])
+        raise InputError(f"row {row + 1}: the origin is not a finite number", table.path)
+    groups = None
+    if "rlnOpticsGroup" in cols:
+        groups = table.particles["rlnOpticsGroup"].to_numpy()
+    try:
+        return Particles(
+            images=table.images(check_values=check_values),
+            pixel_size_a=px,
+            rotations=table.rotations() if table.has_angles else None,
+            shifts_a=shifts,
+            ctf=table.ctf(),
+            optics_group=groups,
+            name=table.path.name,
+            source=table,
+        )
+    except ValueError as err:
+        raise InputError(str(err), table.path) from err
+
+
+def read_particle_set(
+    path: str | Path,
+    images: str | Path | None = None,
+    ctf: str | Path | None = None,
+    pixel_size_a: float | None = None,
+    images_dir: str | Path | None = None,
+    check_values: bool = True,
+    need_poses: bool = False,
+) -> Particles:
+    """Read particles of any supported format (see the module docstring).
+
+    Parameters are those of :func:`read_particle_file`; ``pixel_size_a`` also overrides
+    the pixel size a file states; ``need_poses`` refuses a file without poses (before its
+    images are read). A bare ``.mrcs`` (or 3D ``.mrc``) stack has no poses, origins or CTF;
+    its pixel size comes from the header.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".mrcs", ".mrc"):
+        if need_poses:
+            raise InputError("an image stack has no particle orientations; give a STAR, .cs or .pkl",
+                             path)
+        stack = read_stack(path, check_values=check_values)
+        px = pixel_size_a if pixel_size_a is not None else stack.pixel_size_a
+        return Particles(images=stack.data, pixel_size_a=px, name=path.name)
+    table = read_particle_file(path, images=images, ctf=ctf, pixel_size_a=pixel_size_a,
+                               images_dir=images_dir)
+    return particles_from_table(table, pixel_size_a, check_values=check_values, need_poses=need_poses)
+
+
+def write_particle_set(path: str | Path, particles: Particles, stack: str | Path | None = None) -> Path:
+    """Write ``particles`` as a RELION 3.1+ STAR file, atomically.
+
+    Poses, origins and CTF come from ``particles``; when it was read from a table, every
+    other column and the optics groups are kept (image names rebased to the new folder).
+    ``stack`` names the image file for particles that have none (image ``i`` at index ``i``).
+    """
+    template = particles.source if isinstance(particles.source, ParticleTable) else None
+    if template is None and stack is None:
+        raise ValueError("the particles come from no file: give the stack their images are in")
+    return write_particles(
+        path,
+        particles.rotations,
+        particles.pixel_size_a or 1.0,
+        particles.box,
+        stack=stack,
+        shifts_a=particles.shifts_a,
+        ctf=particles.ctf,
+        template=template,
+    )

@@ -24,7 +24,7 @@ import starfile
 
 from ..engine import so3
 from ..engine.ctf import CTFParams
-from .atomic import atomic_path
+from .atomic_write import atomic_path
 from .errors import InputError, check_input_file
 from .mrc import check_finite, read_stack
 
@@ -297,6 +297,19 @@ def table_from_blocks(particles: pd.DataFrame, optics: pd.DataFrame | None, path
     return ParticleTable(particles.reset_index(drop=True), optics, Path(path), pixel, merged)
 
 
+def _rebase_image_names(names: pd.Series, old_dir: Path, new_dir: Path) -> list[str]:
+    """``index@stack`` names (relative to ``old_dir``, or absolute) made relative to ``new_dir``."""
+    out: list[str] = []
+    cache: dict[str, str] = {}
+    for name in names.astype(str):
+        idx, sep, stack = name.rpartition("@") if "@" in name else ("", "", name)
+        if stack not in cache:
+            p = Path(stack)
+            cache[stack] = os.path.relpath((p if p.is_absolute() else old_dir / p).resolve(), new_dir)
+        out.append(f"{idx}{sep}{cache[stack]}")
+    return out
+
+
 def _relative_image_names(indices: np.ndarray, stack: Path, star_dir: Path) -> list[str]:
     rel = os.path.relpath(stack.resolve(), star_dir.resolve())
     return [f"{i + 1:06d}@{rel}" for i in indices]
@@ -360,6 +373,9 @@ def write_particles(
         particles = template.particles.drop(columns=template._merged_optics_columns).copy()
         particles = particles.drop(columns=["rlnOriginX", "rlnOriginY"], errors="ignore")
         optics = template.optics.copy() if template.optics is not None else None
+        old_dir, new_dir = template.path.parent.resolve(), path.parent.resolve()
+        if "rlnImageName" in particles:
+            particles["rlnImageName"] = _rebase_image_names(particles["rlnImageName"], old_dir, new_dir)
     else:
         particles = pd.DataFrame(index=range(n))
         optics = None

@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 
 from ..engine import so3
+from ..engine.particles import Particles
 
 __all__ = [
     "SPHERE_RADIUS",
     "image_layer_data",
+    "is_map_layer",
+    "particles_of_layer",
     "pose_points_layer_data",
     "rotations_from_features",
     "stack_layer_data",
@@ -96,9 +99,10 @@ def rotations_from_features(features: pd.DataFrame) -> np.ndarray:
 
 
 def image_layer_data(volume: np.ndarray, pixel_size_a: float | None, name: str, **kwargs: Any) -> LayerData:
-    """A 3D map as an Image layer in Å (``scale`` = voxel size)."""
+    """A 3D map as an Image layer in Å (``scale`` = voxel size); ``metadata["kind"]`` is
+    ``"map"`` (a map is never offered as a particle stack)."""
     px = float(pixel_size_a) if pixel_size_a else 1.0
-    meta = {"pixel_size_a": pixel_size_a}
+    meta = {"pixel_size_a": pixel_size_a, "kind": "map"}
     return (
         np.asarray(volume, dtype=np.float32),
         {"name": name, "scale": (px, px, px), "metadata": meta, **kwargs},
@@ -106,17 +110,43 @@ def image_layer_data(volume: np.ndarray, pixel_size_a: float | None, name: str, 
     )
 
 
-def stack_layer_data(images: np.ndarray, pixel_size_a: float | None, name: str, **kwargs: Any) -> LayerData:
-    """A particle stack `(n, h, w)` as an Image layer (first axis: particle index)."""
+def stack_layer_data(images: np.ndarray, pixel_size_a: float | None, name: str,
+                     particles: Particles | None = None, **kwargs: Any) -> LayerData:
+    """A particle stack `(n, h, w)` as an Image layer (first axis: particle index).
+
+    ``metadata["kind"]`` is ``"stack"``; ``metadata["particles"]`` keeps the particle set
+    the images belong to (CTF, origins, optics, the source table), so that a stack adopted
+    by the Dataset widget carries all of it (:func:`particles_of_layer`).
+    """
     px = float(pixel_size_a) if pixel_size_a else 1.0
+    meta = {"pixel_size_a": pixel_size_a, "kind": "stack", **kwargs.pop("metadata", {})}
+    if particles is not None:
+        meta["particles"] = particles
     return (
         images,
-        {
-            "name": name,
-            "scale": (1.0, px, px),
-            "metadata": {"pixel_size_a": pixel_size_a},
-            "axis_labels": ("particle", "y", "x"),
-            **kwargs,
-        },
+        {"name": name, "scale": (1.0, px, px), "metadata": meta, "axis_labels": ("particle", "y", "x"),
+         **kwargs},
         "image",
     )
+
+
+def is_map_layer(layer: Any) -> bool:
+    """Whether an Image layer holds a 3D map (never a particle stack)."""
+    kind = (layer.metadata or {}).get("kind")
+    if kind is not None:
+        return kind == "map"
+    return layer.ndim == 3 and len(set(layer.data.shape)) == 1 and "particle" not in layer.axis_labels
+
+
+def particles_of_layer(layer: Any) -> Particles:
+    """The particle set of a stack Image layer: the one it was read with (CTF, origins,
+    optics, source table) when its metadata has it, else the bare images and pixel size."""
+    meta = layer.metadata or {}
+    data = layer.data
+    if data.ndim != 3 or data.shape[-1] != data.shape[-2]:
+        raise ValueError(f"{layer.name} is not a stack of square images")
+    px = meta.get("pixel_size_a") or (float(layer.scale[-1]) if float(layer.scale[-1]) != 1.0 else None)
+    known = meta.get("particles")
+    if isinstance(known, Particles) and len(known) == len(data) and known.box == data.shape[-1]:
+        return known.with_images(data, px)
+    return Particles(data, px, name=layer.name)

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..io import read_map, read_particle_file, read_stack
+from ..io import read_map, read_stack
 from ..io.errors import InputError
+from ..io.particles import read_particle_set
 from .layer_data import image_layer_data, pose_points_layer_data, stack_layer_data
 
 __all__ = ["MAX_STACK_BYTES", "napari_get_reader", "read_layers"]
@@ -44,28 +45,26 @@ def _read_one(path: Path) -> list[tuple]:
     if suffix == ".mrcs":
         stack = read_stack(path)
         return [stack_layer_data(np.asarray(stack.data), stack.pixel_size_a, path.stem)]
-    table = read_particle_file(path)
-    images = table.images()
-    n, box = len(images), images.box
+    particles = read_particle_set(path)
+    n, box = len(particles), particles.box
     if n * box * box * 4 > MAX_STACK_BYTES:
         raise InputError(
             f"{n} particles of {box}² are too many to show ({n * box * box * 4 / 2**30:.1f} "
             f"GiB); use the command line, or pre-process to a smaller box",
             path,
         )
-    px = None if np.all(np.isnan(table.pixel_size_a)) else float(np.nanmedian(table.pixel_size_a))
+    px = particles.pixel_size_a
     layers = [
-        stack_layer_data(
-            images[:], px, f"{path.stem} particles", metadata={"pixel_size_a": px, "source": str(path)}
-        )
+        stack_layer_data(particles.images[:], px, f"{path.stem} particles", particles=particles,
+                         metadata={"source": str(path)})
     ]
-    if table.has_angles:
+    if particles.has_poses:
         layers.append(
             pose_points_layer_data(
-                table.rotations(),
+                particles.rotations,
                 name=f"{path.stem} poses",
                 pixel_size_a=px,
-                extra_metadata={"source": str(path)},
+                extra_metadata={"source": str(path), "box": box, "particles": particles},
             )
         )
     return layers

@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..engine.particles import Particles
 from ..io import write_map, write_particles
-from ..io.atomic import atomic_path
+from ..io.atomic_write import atomic_path
+from ..io.particles import write_particle_set
 from .layer_data import rotations_from_features
 
 __all__ = ["write_image_mrc", "write_poses_csv", "write_poses_star"]
@@ -37,9 +39,17 @@ def write_poses_star(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a pose Points layer (features ``rot``, ``tilt``, ``psi``) as a RELION 3.1 STAR."""
     features = pd.DataFrame(meta.get("features"))
     rotations = rotations_from_features(features)
-    px = _pixel_size(meta) or 1.0
     md = meta.get("metadata") or {}
+    particles = md.get("particles")
+    if isinstance(particles, Particles) and len(particles) == len(rotations):
+        # the particle set the poses belong to: its image names, box, origins, CTF and optics
+        stack = md.get("stack")
+        write_particle_set(path, particles.with_poses(rotations), stack=Path(stack) if stack else None)
+        return [str(path)]
+    px = _pixel_size(meta) or 1.0
     box = int(md.get("box", 0) or 0)
+    if box <= 0:
+        raise ValueError("the layer does not say the particles' box size; cannot write a STAR file")
     stack = md.get("stack")
     write_particles(path, rotations, px, box, stack=Path(stack) if stack else None)
     return [str(path)]

@@ -20,7 +20,7 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
-from ..engine.jobs import Progress
+from ..engine.jobs import Progress, forward
 
 __all__ = ["JobError", "JobRunner"]
 
@@ -32,21 +32,20 @@ class JobError(Exception):
 def _guarded(
     factory: Callable[[], Generator[Progress, None, Any]], interval_s: float
 ) -> Generator[Progress | None, None, Any]:
-    last = 0.0
+    """The job, with events thinned to one per ``interval_s`` (None in between, so that
+    ``quit()`` still acts at once) and every exception turned into :class:`JobError`."""
+    last = [0.0]
+
+    def thin(event: Progress) -> Progress | None:
+        now = time.monotonic()
+        # stage ends and epoch ends (validation results) are always forwarded
+        if now - last[0] >= interval_s or event.done >= event.total or "val_loss" in event.data:
+            last[0] = now
+            return event
+        return None
+
     try:
-        job = factory()
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            now = time.monotonic()
-            # epoch ends (validation results) are always forwarded
-            if now - last >= interval_s or event.done >= event.total or "val_loss" in event.data:
-                last = now
-                yield event
-            else:
-                yield None  # lets quit() act without flooding the main thread
+        return (yield from forward(factory(), transform=thin))
     except Exception as err:
         raise JobError(str(err) or type(err).__name__) from err
 

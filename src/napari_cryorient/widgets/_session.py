@@ -14,47 +14,62 @@ import numpy as np
 from psygnal import Signal
 
 from ..engine.ctf import CTFParams
+from ..engine.particles import Particles
 
 __all__ = ["Session", "get_session"]
 
 
 @dataclass
 class Dataset:
-    """Particle images and what is known about them.
+    """The particle set of a session and what is known about it only in simulations.
 
     Attributes
     ----------
-    images
-        `(n, box, box)` float32 images (noisy for simulations).
-    pixel_size_a
-        Pixel size (Å).
+    particles
+        Images, pixel size, origins, CTF and optics (the one particle type; its poses, if
+        any, are not used: recovered poses live in the session, true ones in ``truth``).
     truth
         `(n, 3, 3)` true poses, or None for real data.
     clean, noise_variance
         Noise-free images and the per-image noise variance (simulations: training draws
         fresh noise), or None.
-    ctf, shifts_a
-        Per-particle CTF and origins (Å), or None.
     volume
         Ground-truth map when known.
     """
 
-    images: np.ndarray
-    pixel_size_a: float
+    particles: Particles
     truth: np.ndarray | None = None
     clean: np.ndarray | None = None
     noise_variance: np.ndarray | None = None
-    ctf: CTFParams | None = None
-    shifts_a: np.ndarray | None = None
     volume: np.ndarray | None = None
-    source: str = ""
+
+    @property
+    def images(self) -> Any:
+        return self.particles.images
+
+    @property
+    def pixel_size_a(self) -> float:
+        """Pixel size in Å (1 when the source does not say)."""
+        return self.particles.pixel_size_a or 1.0
+
+    @property
+    def ctf(self) -> CTFParams | None:
+        return self.particles.ctf
+
+    @property
+    def shifts_a(self) -> np.ndarray | None:
+        return self.particles.shifts_a
+
+    @property
+    def source(self) -> str:
+        return self.particles.name
 
     @property
     def box(self) -> int:
-        return int(self.images.shape[-1])
+        return self.particles.box
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.particles)
 
 
 class Session:

@@ -12,11 +12,18 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 from napari.layers import Image, Points
 
 from ..engine.fourier import fourier_resize_volume
+from ..engine.particles import Particles
 from ..engine.preprocess import PreprocessConfig, preprocess_particles
 from ..engine.simulate import SimulationConfig, simulate_particles
 from ..engine.volumes import make_sample_volume, normalise_volume
 from ..io.errors import InputError
-from ..plugin.layer_data import image_layer_data, pose_points_layer_data, rotations_from_features
+from ..plugin.layer_data import (
+    image_layer_data,
+    is_map_layer,
+    particles_of_layer,
+    pose_points_layer_data,
+    rotations_from_features,
+)
 from ._base import JobWidget
 from ._session import Dataset
 
@@ -103,7 +110,8 @@ class DatasetWidget(JobWidget):
         return [
             (layer.name, layer)
             for layer in viewer.layers
-            if isinstance(layer, Image) and layer.ndim == 3 and layer.data.shape[-1] == layer.data.shape[-2]
+            if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
+            and layer.data.shape[-1] == layer.data.shape[-2] and not is_map_layer(layer)
         ]
 
     @staticmethod
@@ -172,16 +180,13 @@ class DatasetWidget(JobWidget):
             return
         clean, noisy, vol, px = result
         has_noise = noisy is not clean
+        particles = Particles(noisy.images, px, shifts_a=noisy.shifts_a, ctf=noisy.ctf, name="simulation")
         ds = Dataset(
-            images=noisy.images,
-            pixel_size_a=px,
+            particles,
             truth=clean.rotations,
             clean=clean.images if has_noise else None,
             noise_variance=noisy.noise_variance if has_noise else None,
-            ctf=noisy.ctf,
-            shifts_a=noisy.shifts_a,
             volume=vol,
-            source="simulation",
         )
         self.session.set_dataset(ds)
         self._show(ds)
@@ -213,10 +218,9 @@ class DatasetWidget(JobWidget):
         stack = self.stack.value
         if stack is None:
             raise InputError("open a particle stack first (File > Open: .mrcs, .star or .cs)")
-        images = np.asarray(stack.data, dtype=np.float32)
-        if images.ndim != 3 or images.shape[-1] != images.shape[-2]:
-            raise InputError(f"{stack.name} is not a stack of square images")
-        px = float((stack.metadata or {}).get("pixel_size_a") or stack.scale[-1])
+        particles = particles_of_layer(stack)
+        images = np.asarray(particles.images, dtype=np.float32)
+        px = particles.pixel_size_a or 1.0
         truth = None
         if self.poses.value is not None:
             truth = rotations_from_features(self.poses.value.features)
@@ -230,14 +234,15 @@ class DatasetWidget(JobWidget):
             if config.box is None and not config.normalise:
                 if not np.isfinite(images).all():
                     raise ValueError(f"{name} contains NaN or infinite pixels")
-                return Dataset(images=images, pixel_size_a=px, truth=truth, source=name)
+                return Dataset(particles.with_images(images), truth=truth)
             box = config.box or images.shape[-1]
             out = np.empty((len(images), box, box), np.float32)
 
             def sink(start, chunk):
                 out[start : start + len(chunk)] = chunk
 
-            res = yield from preprocess_particles(images, px, sink, config=config)
-            return Dataset(images=out, pixel_size_a=res.pixel_size_a, truth=truth, source=name)
+            res = yield from preprocess_particles(images, px, sink, shifts_a=particles.shifts_a,
+                                                  ctf=particles.ctf, config=config)
+            return Dataset(particles.with_images(out, res.pixel_size_a), truth=truth)
 
         return job

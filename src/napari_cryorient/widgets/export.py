@@ -76,7 +76,7 @@ class ExportWidget(QWidget):
                     write_map(stage / "reconstruction.mrc", s.volume, ds.pixel_size_a)
                     written.append("reconstruction.mrc")
                 if s.checkpoint is not None:
-                    from ..pipeline import save_model
+                    from ..io.checkpoint import save_model
 
                     save_model(stage / "model.pt", s.checkpoint)
                     written.append("model.pt")

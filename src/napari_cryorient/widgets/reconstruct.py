@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox
 
-from ..engine.fsc import compare_with_reference, fourier_shell_correlation
 from ..engine.reconstruct import CTF_CORRECTIONS, reconstruct_volume
 from ..io.errors import InputError
+from ..method import score_map
 from ..plugin.layer_data import image_layer_data
 from ._base import JobWidget
 from ._plots import PlotCanvas
@@ -64,19 +64,14 @@ class ReconstructWidget(JobWidget):
                 half_maps=True,
                 regularisation=reg,
             )
-            return rec
+            return rec, score_map(rec, ds.volume)  # the FSCs too, off the main thread
 
         return job
 
-    def on_result(self, rec: Any) -> None:
-        ds = self.session.dataset
+    def on_result(self, result: Any) -> None:
+        rec, score = result
         px = rec.pixel_size_a
-        half = fourier_shell_correlation(*rec.half_maps, px)
-        truth = (
-            compare_with_reference(rec.volume, ds.volume, px)
-            if ds is not None and ds.volume is not None
-            else None
-        )
+        half, truth = score.half_maps, score.truth
         self.session.volume, self.session.fsc = rec.volume, (half, truth)
         if LAYER in self.viewer.layers:
             self.viewer.layers.remove(LAYER)

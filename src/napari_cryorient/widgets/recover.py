@@ -13,12 +13,12 @@ from napari.layers import Points
 
 from ..engine import so3
 from ..engine.align import align_harmless
-from ..engine.ambiguity import resolve_ambiguity
-from ..engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
-from ..engine.refine import RefineConfig, refine_orientations
-from ..engine.train import compute_features, prepare_training_data
+from ..engine.recover import RecoveryConfig
+from ..engine.refine import RefineConfig
 from ..io.checkpoint import model_from_checkpoint
 from ..io.errors import InputError
+from ..method import PoseRecovery, RecoverySettings, recover_poses
+from ..method.recover import MIN_PARTICLES
 from ..plugin.layer_data import SPHERE_RADIUS, pose_points_layer_data
 from ._base import JobWidget
 from ._plots import PlotCanvas
@@ -37,7 +37,8 @@ class RecoverWidget(JobWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         d = RecoveryConfig()
-        self.steps = SpinBox(name="steps", label="refinement steps", min=0, max=100000, value=d.n_steps)
+        self.steps = SpinBox(name="steps", label="recovery optimiser steps", min=0, max=100000,
+                             value=d.n_steps)
         self.restarts = SpinBox(name="restarts", label="restarts", min=1, max=50, value=d.n_restarts)
         self.resolve = CheckBox(name="resolve", label="resolve ambiguity from images", value=True)
         self.refine = CheckBox(name="refine", label="refine by projection matching", value=True)
@@ -59,43 +60,20 @@ class RecoverWidget(JobWidget):
             raise InputError("no data set: make one in the Dataset widget first")
         if ckpt is None:
             raise InputError("no distance network: train or load one in the Train widget first")
-        if len(ds) < 3:
-            raise ValueError(f"orientation recovery needs at least 3 particles, got {len(ds)}")
-        model, norm, box = model_from_checkpoint(ckpt)
-        if box != ds.box:
-            raise ValueError(f"the model was trained on {box} px images, the data set has {ds.box} px")
-        config = replace(
-            RecoveryConfig(), n_steps=self.steps.value, n_restarts=self.restarts.value, seed=self.seed.value
+        model = model_from_checkpoint(ckpt)
+        particles = ds.particles
+        particles.require_count(MIN_PARTICLES, "orientation recovery")
+        model.check_box(particles.box, "the data set's images")
+        do_resolve = self.resolve.value
+        settings = RecoverySettings(
+            recovery=replace(RecoveryConfig(), n_steps=self.steps.value, n_restarts=self.restarts.value),
+            resolve=do_resolve,
+            refine=RefineConfig() if do_resolve and self.refine.value else None,
+            seed=self.seed.value,
         )
-        do_resolve, do_refine, seed = self.resolve.value, self.refine.value, self.seed.value
         self._losses = []
         self._estimate = None
-
-        def job():
-            small = prepare_training_data(
-                ds.images, np.repeat(np.eye(3)[None], len(ds), 0), model.config.working_box
-            ).images
-            features = compute_features(model, small, norm)
-            rec = yield from recover_orientations(FeatureDistances(features), config)
-            poses = rec.rotations
-            if do_resolve:
-                amb = yield from resolve_ambiguity(
-                    ds.images, poses, ctf=ds.ctf, pixel_size_a=ds.pixel_size_a, seed=seed
-                )
-                poses = amb.apply(poses)
-                if do_refine:
-                    ref = yield from refine_orientations(
-                        ds.images,
-                        poses,
-                        ds.pixel_size_a,
-                        shifts_a=ds.shifts_a,
-                        ctf=ds.ctf,
-                        config=RefineConfig(seed=seed),
-                    )
-                    poses = ref.rotations
-            return features, rec, poses
-
-        return job
+        return lambda: recover_poses(particles, model, settings)
 
     def on_event(self, event) -> None:
         super().on_event(event)
@@ -116,11 +94,11 @@ class RecoverWidget(JobWidget):
             ax.set_ylabel("recovery loss (rad²)")
         self.loss_plot.redraw()
 
-    def on_result(self, result: Any) -> None:
-        features, rec, poses = result
-        self.session.features = features
-        summary = self._show_poses(poses)
-        self.status.setText(f"recovered {len(poses)} poses, loss {rec.loss:.4f} rad²{summary}")
+    def on_result(self, result: PoseRecovery) -> None:
+        self.session.features = result.features
+        summary = self._show_poses(result.rotations)
+        self.status.setText(f"recovered {len(result.rotations)} poses, recovery loss "
+                            f"{result.recovery.loss:.4f} rad²{summary}")
 
     def _show_poses(self, poses: np.ndarray) -> str:
         """Store and render poses (points, optional in-plane vectors, error histogram);
@@ -147,7 +125,7 @@ class RecoverWidget(JobWidget):
             errors,
             name=LAYER,
             pixel_size_a=ds.pixel_size_a if ds else None,
-            extra_metadata={"box": ds.box if ds else 0},
+            extra_metadata={"box": ds.box, "particles": ds.particles} if ds else {"box": 0},
         )
         layer: Points = self.viewer.add_points(data, **kw)
         layer.selected_data.events.items_changed.connect(lambda *_: self._on_pick(layer))

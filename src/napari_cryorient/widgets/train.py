@@ -236,7 +236,7 @@ class TrainWidget(JobWidget):
             )
 
     def save_model(self, path: str | None = None) -> None:
-        from ..pipeline import save_model
+        from ..io.checkpoint import save_model
 
         if self.session.checkpoint is None:
             show_error("Train: no model to save yet")

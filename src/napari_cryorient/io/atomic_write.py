@@ -11,6 +11,17 @@ from pathlib import Path
 __all__ = ["atomic_path"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: the process umask, read once at import (reading it means setting it, which would race
+#: with files created by other threads)
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success.
@@ -25,9 +36,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     )
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give normal permissions
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give normal permissions
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -1,0 +1,147 @@
+"""One typed particle set, from file to layer: images and everything known about them.
+
+Every reader of :mod:`napari_cryorient.io` returns a :class:`Particles`; every step of the
+method takes one; the napari widgets hold one. No pandas and no file formats here: what a
+writer needs to write the file back with its other columns untouched travels in
+:attr:`Particles.source`, which only :mod:`napari_cryorient.io` looks into.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from .ctf import CTFParams
+
+__all__ = ["ImageStack", "Particles"]
+
+
+class ImageStack(Protocol):
+    """What the engine needs of a particle stack: ``len``, ``shape`` and slicing along the
+    first axis (``stack[a:b]``, ``stack[index_array]``) returning float32 `(k, box, box)`
+    arrays. A numpy array, a memory-mapped MRC stack and the lazy stack of a STAR file
+    all qualify; images are read one chunk at a time."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: Any) -> np.ndarray: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+@dataclass
+class Particles:
+    """A particle set.
+
+    Attributes
+    ----------
+    images
+        `(n, box, box)` images (an :class:`ImageStack`: an in-memory array, or a
+        memory-mapped / lazily read stack; never loaded whole by the engine).
+    pixel_size_a
+        Pixel size in Å, or None when the file does not say (steps that need it refuse).
+    rotations
+        `(n, 3, 3)` poses in the package convention (:mod:`~napari_cryorient.engine.so3`),
+        or None (no poses: the real case before recovery).
+    shifts_a
+        `(n, 2)` RELION origins ``(x, y)`` in Å (the image shows the map centre at
+        ``centre − origin``), or None (centred).
+    ctf
+        Per-particle CTF parameters, or None.
+    optics_group
+        `(n,)` integer optics group of each particle (RELION ``rlnOpticsGroup``), or None.
+    name
+        Where the set came from (a file name, ``"simulation"``), for messages.
+    source
+        Opaque handle of the reader (e.g. the parsed STAR table) that lets the writer keep
+        every column it does not change. The engine never looks into it.
+    """
+
+    images: ImageStack
+    pixel_size_a: float | None
+    rotations: np.ndarray | None = None
+    shifts_a: np.ndarray | None = None
+    ctf: CTFParams | None = None
+    optics_group: np.ndarray | None = None
+    name: str = ""
+    source: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        shape = tuple(self.images.shape)
+        if len(shape) != 3 or shape[-1] != shape[-2]:
+            raise ValueError(f"{self._what}: images must be a stack of square images (n, box, box), "
+                             f"got shape {shape}")
+        if self.pixel_size_a is not None:
+            px = float(self.pixel_size_a)
+            if not np.isfinite(px) or px <= 0:
+                raise ValueError(f"{self._what}: pixel size must be a positive number of Å, got {px}")
+            self.pixel_size_a = px
+        if self.rotations is not None:
+            self.rotations = np.asarray(self.rotations, dtype=np.float64)
+            if self.rotations.shape != (n, 3, 3):
+                raise ValueError(f"{self._what}: {n} images but poses of shape {self.rotations.shape}")
+        if self.shifts_a is not None:
+            self.shifts_a = np.asarray(self.shifts_a, dtype=np.float64)
+            if self.shifts_a.shape != (n, 2):
+                raise ValueError(f"{self._what}: {n} images but origins of shape {self.shifts_a.shape}")
+        if self.ctf is not None and len(self.ctf) != n:
+            raise ValueError(f"{self._what}: {n} images but {len(self.ctf)} CTF parameter sets")
+        if self.optics_group is not None and len(self.optics_group) != n:
+            raise ValueError(f"{self._what}: {n} images but {len(self.optics_group)} optics groups")
+
+    @property
+    def _what(self) -> str:
+        return self.name or "particles"
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def box(self) -> int:
+        """Image side length in pixels."""
+        return int(self.images.shape[-1])
+
+    @property
+    def has_poses(self) -> bool:
+        return self.rotations is not None
+
+    def require_pixel_size(self) -> float:
+        """The pixel size; ``ValueError`` naming the set when it is unknown."""
+        if self.pixel_size_a is None:
+            raise ValueError(f"{self._what}: the pixel size is unknown; give it explicitly")
+        return self.pixel_size_a
+
+    def require_poses(self) -> np.ndarray:
+        """The poses; ``ValueError`` naming the set when it has none."""
+        if self.rotations is None:
+            raise ValueError(f"{self._what}: no particle orientations")
+        return self.rotations
+
+    def require_count(self, minimum: int, what: str) -> None:
+        """``ValueError`` when the set has fewer than ``minimum`` particles for ``what``."""
+        if len(self) < minimum:
+            raise ValueError(f"{what} needs at least {minimum} particles, {self._what} has {len(self)}")
+
+    def origins_a(self) -> np.ndarray:
+        """`(n, 2)` origins in Å (zeros when None)."""
+        return np.zeros((len(self), 2)) if self.shifts_a is None else self.shifts_a
+
+    def with_poses(self, rotations: np.ndarray, shifts_a: np.ndarray | None = None) -> Particles:
+        """The same particles with new poses (and origins when given)."""
+        return replace(self, rotations=rotations, shifts_a=self.shifts_a if shifts_a is None else shifts_a)
+
+    def with_images(self, images: ImageStack, pixel_size_a: float | None = None,
+                    shifts_a: np.ndarray | None = ..., ctf: CTFParams | None = ...) -> Particles:  # type: ignore[assignment]
+        """The same particles with other images (e.g. pre-processed); ``...`` keeps a field."""
+        changes: dict[str, Any] = {"images": images}
+        if pixel_size_a is not None:
+            changes["pixel_size_a"] = pixel_size_a
+        if shifts_a is not ...:
+            changes["shifts_a"] = shifts_a
+        if ctf is not ...:
+            changes["ctf"] = ctf
+        return replace(self, **changes)

@@ -1,0 +1,85 @@
+"""Particles with known poses at the network's working box (what training consumes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import so3
+from .fourier import fourier_resize_images
+
+__all__ = ["TrainingData", "fourier_crop_stack", "prepare_training_data"]
+
+
+@dataclass
+class TrainingData:
+    """Particles at the network's working box.
+
+    Attributes
+    ----------
+    images
+        `(n, W, W)` float32: clean images when ``noise_std`` is given, else the data.
+    quaternions
+        `(n, 4)` true orientations.
+    noise_std
+        `(n,)` per-pixel noise standard deviation at the working box, or None (real data:
+        the images already hold their noise).
+    original_box
+        Box of the images before cropping (the model checks it later).
+    """
+
+    images: np.ndarray
+    quaternions: np.ndarray
+    noise_std: np.ndarray | None
+    original_box: int
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def fourier_crop_stack(images: Any, working_box: int, chunk: int = 1024) -> np.ndarray:
+    """`(n, W, W)` float32 copy of a sliceable `(n, B, B)` stack Fourier-cropped to ``W``, in chunks."""
+    n = len(images)
+    out = np.empty((n, working_box, working_box), dtype=np.float32)
+    for start in range(0, n, chunk):
+        block = torch.from_numpy(np.array(images[start : start + chunk], dtype=np.float32))
+        if block.shape[-1] != working_box:
+            block = fourier_resize_images(block, working_box)
+        out[start : start + len(block)] = block.numpy()
+    return out
+
+
+def prepare_training_data(
+    images: Any,
+    rotations: np.ndarray,
+    working_box: int,
+    noise_variance: np.ndarray | None = None,
+) -> TrainingData:
+    """Fourier-crop `(n, B, B)` images (any sliceable stack) to the working box.
+
+    Parameters
+    ----------
+    images
+        Clean images when ``noise_variance`` is given (simulation), else the data.
+    rotations
+        `(n, 3, 3)` true poses.
+    noise_variance
+        `(n,)` per-pixel noise variance at box ``B`` (simulation) or None. Cropping white
+        noise to ``W`` keeps it white with variance scaled by ``(W / B)²``.
+    """
+    n = len(images)
+    if len(rotations) != n:
+        raise ValueError(f"{n} images but {len(rotations)} poses")
+    box = int(np.asarray(images[0:1]).shape[-1])
+    if working_box > box:
+        raise ValueError(f"working box {working_box} is larger than the images ({box})")
+    cropped = fourier_crop_stack(images, working_box)
+    if not np.isfinite(cropped).all():
+        raise ValueError("images contain NaN or infinite values")
+    std = None
+    if noise_variance is not None:
+        std = (np.sqrt(np.asarray(noise_variance, dtype=np.float64)) * working_box / box).astype(np.float32)
+    return TrainingData(cropped, so3.matrix_to_quaternion(rotations), std, box)

@@ -1,0 +1,85 @@
+"""Scoring against a truth (simulations only): pose errors and map resolution.
+
+Nothing here feeds back into the method: :func:`recover_poses` never sees a truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..engine import so3
+from ..engine.align import AlignmentResult, align_harmless, align_to_reference
+from ..engine.fsc import FSCResult, HandComparison, compare_with_reference, fourier_shell_correlation
+from ..engine.reconstruct import ReconstructionResult
+
+__all__ = ["MapScore", "PoseMetrics", "evaluate_poses", "score_map"]
+
+
+def _as_quaternions(poses: np.ndarray) -> np.ndarray:
+    poses = np.asarray(poses, dtype=np.float64)
+    return poses if poses.shape[-1] == 4 else so3.matrix_to_quaternion(poses)
+
+
+@dataclass
+class PoseMetrics:
+    """Errors of estimated poses against the true ones.
+
+    Attributes
+    ----------
+    o4
+        After the best alignment over the whole ambiguity group O(4) (the method's limit).
+    harmless
+        After the harmless global rotation only, the hand left free (what a user gets once
+        the ambiguity was resolved from the images).
+    """
+
+    o4: AlignmentResult
+    harmless: AlignmentResult
+
+    def summary(self) -> dict[str, Any]:
+        return {"o4": self.o4.summary(), "harmless": self.harmless.summary()}
+
+
+def evaluate_poses(poses: np.ndarray, truth: np.ndarray, seed: int = 0) -> PoseMetrics:
+    """Align `(n, 3, 3)` poses (or `(n, 4)` quaternions) to the truth both ways.
+
+    Parameters
+    ----------
+    poses, truth
+        Estimated and true orientations, same count, package convention.
+    seed
+        Seed of the O(4) search's random starts.
+    """
+    q, q_true = _as_quaternions(poses), _as_quaternions(truth)
+    if q.shape != q_true.shape:
+        raise ValueError(f"{len(q)} estimated poses but {len(q_true)} true ones")
+    return PoseMetrics(align_to_reference(q, q_true, seed=seed),
+                       align_harmless(q, q_true, allow_hand_flip=True))
+
+
+@dataclass
+class MapScore:
+    """A reconstruction scored: gold-standard half-maps, and against the true map.
+
+    Attributes
+    ----------
+    half_maps
+        FSC between the two half-maps (what a user without a truth sees).
+    truth
+        FSC against the true map, both hands tried (None without a true map).
+    """
+
+    half_maps: FSCResult | None
+    truth: HandComparison | None
+
+
+def score_map(rec: ReconstructionResult, truth: np.ndarray | torch.Tensor | None = None) -> MapScore:
+    """FSC of the half-maps (when reconstructed) and against the true map (when given)."""
+    px = rec.pixel_size_a
+    half = fourier_shell_correlation(*rec.half_maps, px) if rec.half_maps is not None else None
+    vs_truth = compare_with_reference(rec.volume, truth, px) if truth is not None else None
+    return MapScore(half, vs_truth)
