@@ -26,7 +26,7 @@ FORBIDDEN = {
 def _imports(path: Path) -> set[str]:
     """Absolute module names imported by ``path`` (relative imports resolved)."""
     rel = path.relative_to(SRC.parent).with_suffix("")
-    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    package = list(rel.parts[:-1])
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

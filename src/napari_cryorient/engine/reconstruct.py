@@ -119,6 +119,51 @@ def _finalise(acc: _Accumulator, size: int, padded: int, regularisation: float) 
     return vol.cpu().numpy().astype(np.float32)
 
 
+def _checked_inputs(images: Any, rotations: np.ndarray, shifts_a: np.ndarray | None, ctf: CTFParams | None,
+                    ctf_correction: str, pad_factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """`(n, 3, 3)` poses and `(n, 2)` origins as float64, every input checked (ValueError)."""
+    rotations = np.asarray(rotations, dtype=np.float64)
+    n = len(rotations)
+    if n < 1:
+        raise ValueError("no particles to reconstruct")
+    if len(images) != n:
+        raise ValueError(f"{len(images)} images but {n} poses")
+    if ctf_correction not in CTF_CORRECTIONS:
+        raise ValueError(f"ctf_correction must be one of {CTF_CORRECTIONS}, got {ctf_correction!r}")
+    if ctf_correction != "none" and ctf is None:
+        raise ValueError(f"CTF correction {ctf_correction!r} needs CTF parameters")
+    if ctf is not None and len(ctf) != n:
+        raise ValueError(f"{len(ctf)} CTF parameter sets for {n} particles")
+    shifts_a = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
+    if shifts_a.shape != (n, 2):
+        raise ValueError(f"shifts_a must have shape ({n}, 2), got {shifts_a.shape}")
+    if pad_factor < 1:
+        raise ValueError("pad_factor must be >= 1")
+    return rotations, shifts_a
+
+
+def _image_size(images: Any) -> int:
+    first = np.asarray(images[0:1])
+    size = first.shape[-1]
+    if first.shape[-2] != size:
+        raise ValueError(f"images must be square, got {first.shape[-2]}x{size}")
+    return int(size)
+
+
+def _corrected_rfft(images: Any, index: slice, pixel_size_a: float, shifts_a: np.ndarray,
+                    ctf: CTFParams | None, ctf_correction: str, pad: int, device: torch.device,
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The prepared rffts of ``images[index]`` times the CTF factor ``c``, and ``c²`` for
+    Wiener (None otherwise: the trilinear weights are the denominator)."""
+    f = prepare_rfft(load_images(images, index, device), pixel_size_a, shifts_a[index], pad)
+    if ctf_correction == "none":
+        return f, None
+    c = compute_ctf_rfft(ctf.subset(index), f.shape[-2], pixel_size_a, device)
+    if ctf_correction == "phase-flip":
+        return f * torch.sign(c), None
+    return f * c, c * c
+
+
 def reconstruct_volume(
     images: Any,
     rotations: np.ndarray,
@@ -170,28 +215,9 @@ def reconstruct_volume(
     -------
     ReconstructionResult
     """
-    rotations = np.asarray(rotations, dtype=np.float64)
+    rotations, shifts_a = _checked_inputs(images, rotations, shifts_a, ctf, ctf_correction, pad_factor)
     n = len(rotations)
-    if n < 1:
-        raise ValueError("no particles to reconstruct")
-    if len(images) != n:
-        raise ValueError(f"{len(images)} images but {n} poses")
-    if ctf_correction not in CTF_CORRECTIONS:
-        raise ValueError(f"ctf_correction must be one of {CTF_CORRECTIONS}, got {ctf_correction!r}")
-    if ctf_correction != "none" and ctf is None:
-        raise ValueError(f"CTF correction {ctf_correction!r} needs CTF parameters")
-    if ctf is not None and len(ctf) != n:
-        raise ValueError(f"{len(ctf)} CTF parameter sets for {n} particles")
-    shifts_a = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
-    if shifts_a.shape != (n, 2):
-        raise ValueError(f"shifts_a must have shape ({n}, 2), got {shifts_a.shape}")
-    if pad_factor < 1:
-        raise ValueError("pad_factor must be >= 1")
-
-    first = np.asarray(images[0:1])
-    size = first.shape[-1]
-    if first.shape[-2] != size:
-        raise ValueError(f"images must be square, got {first.shape[-2]}x{size}")
+    size = _image_size(images)
     padded = size + 2 * (int(size * (pad_factor - 1.0)) // 2)
     pad = (padded - size) // 2
     chunk = chunk_size or _auto_chunk_size(padded)
@@ -202,30 +228,17 @@ def reconstruct_volume(
         accs = [_Accumulator(padded, device) for _ in range(2 if half_maps else 1)]
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
-            img = load_images(images, slice(start, stop), device)
-            f = prepare_rfft(img, pixel_size_a, shifts_a[start:stop], pad)
-            weight = None
-            if ctf_correction != "none":
-                c = compute_ctf_rfft(ctf.subset(slice(start, stop)), padded, pixel_size_a, device)
-                if ctf_correction == "phase-flip":
-                    f = f * torch.sign(c)
-                else:
-                    f = f * c
-                    weight = c * c
+            f, weight = _corrected_rfft(images, slice(start, stop), pixel_size_a, shifts_a, ctf,
+                                        ctf_correction, pad, device)
             rot = torch.from_numpy(rotations[start:stop]).to(device, torch.float32)
             for h, acc in enumerate(accs):
                 sel = torch.from_numpy(np.flatnonzero(halves[start:stop] == h)).to(device)
-                if len(sel) == 0:
-                    continue
-                _insert_chunk(
-                    acc, f[sel], None if weight is None else weight[sel], rot[sel], padded
-                )
+                if len(sel):
+                    _insert_chunk(acc, f[sel], None if weight is None else weight[sel], rot[sel], padded)
             yield Progress("reconstruct", stop, n)
         total = accs[0] if len(accs) == 1 else accs[0].add(accs[1])
         volume = _finalise(total, size, padded, regularisation)
-        maps = None
-        if half_maps:
-            maps = tuple(_finalise(a, size, padded, regularisation) for a in accs)
+        maps = tuple(_finalise(a, size, padded, regularisation) for a in accs) if half_maps else None
     except RuntimeError as err:
         raise EngineError(f"reconstruction failed: {err}") from err
     return ReconstructionResult(

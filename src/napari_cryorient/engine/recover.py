@@ -296,6 +296,113 @@ def _loss_on(q: torch.Tensor, oracle: DistanceOracle, i: torch.Tensor, j: torch.
     return ((d - t) ** 2).mean()
 
 
+class _Run:
+    """The state of one :func:`recover_orientations` call: the random generator (one
+    stream, drawn in a fixed order), the fixed evaluation pairs, the progress count and the
+    best restart so far."""
+
+    def __init__(self, oracle: DistanceOracle, config: RecoveryConfig) -> None:
+        self.oracle, self.config = oracle, config
+        n = self.n = oracle.n
+        self.gen = torch.Generator().manual_seed(config.seed)
+        # fixed evaluation pairs: random + neighbours
+        self.nn = oracle.nearest_neighbours(config.n_neighbours) if config.n_steps else None
+        ev = min(200_000, n * (n - 1))
+        ei = torch.randint(0, n, (ev,), generator=self.gen)
+        ej = (ei + torch.randint(1, n, (ev,), generator=self.gen)) % n
+        if self.nn is not None:
+            ei = torch.cat([ei, torch.arange(n).repeat_interleave(self.nn.shape[1])])
+            ej = torch.cat([ej, self.nn.reshape(-1)])
+        self.ei, self.ej = ei, ej
+        self.e_target = oracle.pairs(ei, ej).to(torch.float64)
+        # screening takes at most a fifth of the refinement's steps per start
+        self.screen_steps = min(config.screen_steps, config.n_steps // 5)
+        self.screen = config.init == "spectral" and config.screen_candidates > 1 and self.screen_steps > 0
+        screening = config.screen_candidates * self.screen_steps if self.screen else 0
+        per_run = max(1, config.n_steps) + screening
+        self.total = config.n_restarts * per_run
+        self.n_nn = int(round(config.batch_pairs * config.neighbour_fraction))
+        self.n_rand = config.batch_pairs - self.n_nn
+        self.best: RecoveryResult | None = None
+        self.done = 0
+
+    def eval_loss(self, q: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(_loss_on(q.detach(), self.oracle, self.ei, self.ej, self.e_target))
+
+    def adam(self, q0: np.ndarray, n_steps: int, cosine: bool, message: str, restart: int,
+             history: list[float]) -> Generator[Progress, None, torch.Tensor]:
+        """``n_steps`` Adam steps from ``q0`` on random + neighbour pairs; the final iterate."""
+        c, n, gen, nn = self.config, self.n, self.gen, self.nn
+        q = torch.tensor(q0, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([q], lr=c.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, n_steps), eta_min=c.lr * 0.01) \
+            if cosine else None
+        for step in range(n_steps):
+            i1 = torch.randint(0, n, (self.n_rand,), generator=gen)
+            j1 = (i1 + torch.randint(1, n, (self.n_rand,), generator=gen)) % n
+            i2 = torch.randint(0, n, (self.n_nn,), generator=gen)
+            j2 = nn[i2, torch.randint(0, nn.shape[1], (self.n_nn,), generator=gen)]
+            loss = _loss_on(q, self.oracle, torch.cat([i1, i2]), torch.cat([j1, j2]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            with torch.no_grad():
+                q /= q.norm(dim=1, keepdim=True)
+            self.done += 1
+            if step % 50 == 0 or step == n_steps - 1:
+                history.append(loss.item())
+                estimate = self.best.quaternions if self.best is not None else \
+                    so3.canonical_quaternions(q.detach().numpy().copy())
+                yield Progress("recover", self.done, self.total, message,
+                               {"loss": loss.item(), "restart": restart, "estimate": estimate})
+        return q.detach()
+
+    def starts(self, restart: int, initial: np.ndarray | None) -> list[np.ndarray]:
+        """The candidate starts of one restart (several when screening)."""
+        c, seed = self.config, self.config.seed + 1000 * restart
+        if initial is not None:
+            return [so3.canonical_quaternions(initial)]
+        if c.init == "spectral":
+            found = spectral_candidates(self.oracle, c.landmarks, c.rounding_starts, seed)
+            return [q for _, q in found[: c.screen_candidates if self.screen else 1]]
+        return [so3.matrix_to_quaternion(so3.sample_orientations(self.n, "uniform", seed=seed))]
+
+    def restart(self, restart: int, initial: np.ndarray | None) -> Generator[Progress, None, None]:
+        """One restart: starts, screening, the full run; keeps it if it is the best so far."""
+        c = self.config
+        label = f"restart {restart + 1}/{c.n_restarts}"
+        history: list[float] = []
+        starts = self.starts(restart, initial)
+        if self.screen and len(starts) > 1:
+            # a short refinement of each start; the best by loss goes on
+            screened = []
+            for k, q0 in enumerate(starts):
+                q = yield from self.adam(q0, self.screen_steps, False,
+                                         f"{label}: screening start {k + 1}/{len(starts)}", restart, [])
+                screened.append((self.eval_loss(q), q.numpy()))
+            q_start = min(screened, key=lambda s: s[0])[1]
+        else:
+            q_start = starts[0]
+        if self.screen:  # keep the progress total right when fewer starts were screened
+            screened_starts = len(starts) if len(starts) > 1 else 0
+            self.done += (c.screen_candidates - screened_starts) * self.screen_steps
+        history.append(self.eval_loss(torch.as_tensor(q_start)))
+        if c.n_steps:
+            q = yield from self.adam(q_start, c.n_steps, True, label, restart, history)
+        else:
+            q = torch.as_tensor(q_start)
+            self.done += 1
+            yield Progress("recover", self.done, self.total)
+        final = self.eval_loss(q)
+        if self.best is None or final < self.best.loss:
+            self.best = RecoveryResult(so3.canonical_quaternions(q.numpy()), final, history)
+        if not math.isfinite(final):
+            raise EngineError("orientation recovery diverged (non-finite loss)")
+
+
 def recover_orientations(
     oracle: DistanceOracle,
     config: RecoveryConfig | None = None,
@@ -320,106 +427,19 @@ def recover_orientations(
     """
     config = config or RecoveryConfig()
     config.validate()
-    n = oracle.n
-    if n < 3:
-        raise ValueError(f"orientation recovery needs at least 3 particles, got {n}")
+    if oracle.n < 3:
+        raise ValueError(f"orientation recovery needs at least 3 particles, got {oracle.n}")
+    if initial is not None and np.shape(initial) != (oracle.n, 4):
+        raise ValueError(f"initial quaternions must have shape ({oracle.n}, 4)")
     t0 = time.perf_counter()
-    gen = torch.Generator().manual_seed(config.seed)
-    # fixed evaluation pairs: random + neighbours
-    nn = oracle.nearest_neighbours(config.n_neighbours) if config.n_steps else None
-    ev = min(200_000, n * (n - 1))
-    ei = torch.randint(0, n, (ev,), generator=gen)
-    ej = (ei + torch.randint(1, n, (ev,), generator=gen)) % n
-    if nn is not None:
-        ei = torch.cat([ei, torch.arange(n).repeat_interleave(nn.shape[1])])
-        ej = torch.cat([ej, nn.reshape(-1)])
-    e_target = oracle.pairs(ei, ej).to(torch.float64)
-    # screening takes at most a fifth of the refinement's steps per start
-    screen_steps = min(config.screen_steps, config.n_steps // 5)
-    screen = config.init == "spectral" and config.screen_candidates > 1 and screen_steps > 0
-    per_run = max(1, config.n_steps) + (config.screen_candidates * screen_steps if screen else 0)
-    total = config.n_restarts * per_run
-    n_nn = int(round(config.batch_pairs * config.neighbour_fraction))
-    n_rand = config.batch_pairs - n_nn
-    best: RecoveryResult | None = None
-    done = 0
-
-    def eval_loss(q: torch.Tensor) -> float:
-        with torch.no_grad():
-            return float(_loss_on(q.detach(), oracle, ei, ej, e_target))
-
-    def adam(q0: np.ndarray, n_steps: int, cosine: bool, message: str, restart: int,
-             history: list[float]) -> Generator[Progress, None, torch.Tensor]:
-        """``n_steps`` Adam steps from ``q0`` on random + neighbour pairs; the final iterate."""
-        nonlocal done
-        q = torch.tensor(q0, dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.Adam([q], lr=config.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, n_steps), eta_min=config.lr * 0.01) \
-            if cosine else None
-        for step in range(n_steps):
-            i1 = torch.randint(0, n, (n_rand,), generator=gen)
-            j1 = (i1 + torch.randint(1, n, (n_rand,), generator=gen)) % n
-            i2 = torch.randint(0, n, (n_nn,), generator=gen)
-            j2 = nn[i2, torch.randint(0, nn.shape[1], (n_nn,), generator=gen)]
-            loss = _loss_on(q, oracle, torch.cat([i1, i2]), torch.cat([j1, j2]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            with torch.no_grad():
-                q /= q.norm(dim=1, keepdim=True)
-            done += 1
-            if step % 50 == 0 or step == n_steps - 1:
-                history.append(loss.item())
-                estimate = best.quaternions if best is not None else \
-                    so3.canonical_quaternions(q.detach().numpy().copy())
-                yield Progress("recover", done, total, message,
-                               {"loss": loss.item(), "restart": restart, "estimate": estimate})
-        return q.detach()
-
+    run = _Run(oracle, config)
     try:
         for restart in range(config.n_restarts):
-            seed = config.seed + 1000 * restart
-            label = f"restart {restart + 1}/{config.n_restarts}"
-            history: list[float] = []
-            if initial is not None and restart == 0:
-                if np.shape(initial) != (n, 4):
-                    raise ValueError(f"initial quaternions must have shape ({n}, 4)")
-                starts = [so3.canonical_quaternions(initial)]
-            elif config.init == "spectral":
-                found = spectral_candidates(oracle, config.landmarks, config.rounding_starts, seed)
-                starts = [q for _, q in found[: config.screen_candidates if screen else 1]]
-            else:
-                starts = [so3.matrix_to_quaternion(so3.sample_orientations(n, "uniform", seed=seed))]
-            if screen and len(starts) > 1:
-                # a short refinement of each start; the best by loss goes on
-                screened = []
-                for k, q0 in enumerate(starts):
-                    q = yield from adam(q0, screen_steps, False, f"{label}: screening start "
-                                        f"{k + 1}/{len(starts)}", restart, [])
-                    screened.append((eval_loss(q), q.numpy()))
-                q_start = min(screened, key=lambda c: c[0])[1]
-            else:
-                q_start = starts[0]
-            if screen:  # keep the progress total right when fewer starts were screened
-                screened_starts = len(starts) if len(starts) > 1 else 0
-                done += (config.screen_candidates - screened_starts) * screen_steps
-            history.append(eval_loss(torch.as_tensor(q_start)))
-            if config.n_steps:
-                q = yield from adam(q_start, config.n_steps, True, label, restart, history)
-            else:
-                q = torch.as_tensor(q_start)
-                done += 1
-                yield Progress("recover", done, total)
-            final = eval_loss(q)
-            if best is None or final < best.loss:
-                best = RecoveryResult(so3.canonical_quaternions(q.numpy()), final, history)
-            if not math.isfinite(final):
-                raise EngineError("orientation recovery diverged (non-finite loss)")
+            yield from run.restart(restart, initial if restart == 0 else None)
     except RuntimeError as err:
         if isinstance(err, EngineError):
             raise
         raise EngineError(f"orientation recovery failed: {err}") from err
+    best = run.best
     best.seconds = time.perf_counter() - t0
     return best

@@ -238,6 +238,64 @@ def _prepare_images(images: Any, index: np.ndarray, pixel_size_a: float, shifts_
     return torch.fft.fftshift(f, dim=(-2,))
 
 
+@dataclass
+class _Data:
+    """The images of a refinement and what they need (shared by every iteration)."""
+
+    images: Any
+    pixel_size_a: float
+    shifts_a: np.ndarray
+    ctf: CTFParams | None
+    device: torch.device
+    size: int
+
+
+def _match(data: _Data, rec: Any, fsc: np.ndarray, current: np.ndarray, radius: float,
+           config: RefineConfig) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+    """One matching pass: each particle against the FSC-filtered half-map of its own half,
+    over the local grid of radius ``radius``. Returns the new `(n, 3, 3)` poses
+    (re-orthonormalised) and each particle's best score; yields one unit per particle."""
+    n, size, device = len(current), data.size, data.device
+    weights = _shell_filter(fsc)
+    kept = np.flatnonzero(weights > 0)
+    fmax = (kept.max() + 0.5) / size if len(kept) > 1 else 1.5 / size
+    grid = torch.from_numpy(local_rotation_grid(radius, config.grid_steps)).to(device, torch.float32)
+    new, scores = current.copy(), np.zeros(n)
+    done = 0
+    for h in (0, 1):
+        matcher = _Matcher(_filter_volume(rec.half_maps[h], weights), fmax, config.pad_factor, device)
+        chunk = max(1, config.max_samples // (len(grid) * max(1, int(matcher.mask.sum()))))
+        members = np.flatnonzero(rec.half_assignment == h)
+        for start in range(0, len(members), chunk):
+            idx = members[start : start + chunk]
+            new[idx], scores[idx] = _match_chunk(data, matcher, grid, current, idx, config.assignment)
+            done += len(idx)
+            yield Progress("refine", done, n)
+    u, _, vt = np.linalg.svd(new)  # re-orthonormalise (float32 products drift slightly)
+    return u @ vt, scores
+
+
+def _match_chunk(data: _Data, matcher: _Matcher, grid: torch.Tensor, current: np.ndarray, idx: np.ndarray,
+                 assignment: str) -> tuple[np.ndarray, np.ndarray]:
+    """New poses `(b, 3, 3)` and best scores `(b,)` of the particles ``idx``."""
+    p = matcher.p
+    x = _prepare_images(data.images, idx, data.pixel_size_a, data.shifts_a, (p - data.size) // 2, data.device)
+    c = None
+    if data.ctf is not None:
+        c = torch.fft.fftshift(compute_ctf_rfft(data.ctf.subset(idx), p, data.pixel_size_a, data.device),
+                               dim=(-2,))
+    r0 = torch.from_numpy(current[idx]).to(data.device, torch.float32)
+    cand = grid[None] @ r0[:, None]  # (b, k, 3, 3): Δ_k R_i
+    s = matcher.scores(x, c, cand)
+    best = s.argmax(1)
+    rows = torch.arange(len(idx))
+    if assignment == "soft":
+        poses = _posterior_mean(cand, matcher.log_posterior(x, s))
+    else:
+        poses = cand[rows, best].double().cpu().numpy()
+    return poses, s[rows, best].cpu().numpy()
+
+
 def refine_orientations(
     images: Any,
     rotations: np.ndarray,
@@ -290,8 +348,7 @@ def refine_orientations(
     shifts_a = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
     if shifts_a.shape != (n, 2):
         raise ValueError(f"shifts_a must have shape ({n}, 2), got {shifts_a.shape}")
-    device = torch.device(device)
-    size = np.asarray(images[0:1]).shape[-1]
+    data = _Data(images, pixel_size_a, shifts_a, ctf, torch.device(device), np.asarray(images[0:1]).shape[-1])
     n_iter = len(config.radii_deg)
     total = 2 * n * n_iter
     current = rotations.copy()
@@ -299,57 +356,23 @@ def refine_orientations(
     halves = None
     try:
         for it, radius in enumerate(config.radii_deg):
-            base = 2 * n * it
+            label = f"iteration {it + 1}/{n_iter}"
             rec_job = reconstruct_volume(images, current, pixel_size_a, shifts_a=shifts_a, ctf=ctf,
                                          ctf_correction="wiener" if ctf is not None else "none",
                                          half_maps=True, seed=config.seed,
-                                         pad_factor=config.pad_factor, device=device)
-            rec = yield from forward(rec_job, "refine", offset=base, total=total,
-                                     message=f"iteration {it + 1}/{n_iter}: half-maps")
+                                         pad_factor=config.pad_factor, device=data.device)
+            rec = yield from forward(rec_job, "refine", offset=2 * n * it, total=total,
+                                     message=f"{label}: half-maps")
             halves = rec.half_assignment
             fsc = fourier_shell_correlation(*rec.half_maps, pixel_size_a)
-            weights = _shell_filter(fsc.fsc)
-            kept = np.flatnonzero(weights > 0)
-            fmax = (kept.max() + 0.5) / size if len(kept) > 1 else 1.5 / size
-            grid = torch.from_numpy(local_rotation_grid(radius, config.grid_steps)).to(device, torch.float32)
-            k = len(grid)
-            new = current.copy()
-            scores_all = np.zeros(n)
-            done = 0
-            for h in (0, 1):
-                matcher = _Matcher(_filter_volume(rec.half_maps[h], weights), fmax, config.pad_factor,
-                                   device)
-                p = matcher.p
-                pad = (p - size) // 2
-                chunk = max(1, config.max_samples // (k * max(1, int(matcher.mask.sum()))))
-                members = np.flatnonzero(halves == h)
-                for start in range(0, len(members), chunk):
-                    idx = members[start : start + chunk]
-                    x = _prepare_images(images, idx, pixel_size_a, shifts_a, pad, device)
-                    c = None
-                    if ctf is not None:
-                        c = torch.fft.fftshift(compute_ctf_rfft(ctf.subset(idx), p, pixel_size_a, device),
-                                               dim=(-2,))
-                    r0 = torch.from_numpy(current[idx]).to(device, torch.float32)
-                    cand = grid[None] @ r0[:, None]  # (b, k, 3, 3): Δ_k R_i
-                    s = matcher.scores(x, c, cand)
-                    best = s.argmax(1)
-                    if config.assignment == "soft":
-                        new[idx] = _posterior_mean(cand, matcher.log_posterior(x, s))
-                    else:
-                        new[idx] = cand[torch.arange(len(idx)), best].double().cpu().numpy()
-                    scores_all[idx] = s[torch.arange(len(idx)), best].cpu().numpy()
-                    done += len(idx)
-                    yield Progress("refine", base + n + done, total,
-                                   f"iteration {it + 1}/{n_iter}: matching (±{radius:g}°)")
-            # re-orthonormalise (float32 products drift slightly)
-            u, _, vt = np.linalg.svd(new)
-            new = u @ vt
+            new, scores = yield from forward(
+                _match(data, rec, fsc.fsc, current, radius, config), "refine",
+                offset=2 * n * it + n, total=total, message=f"{label}: matching (±{radius:g}°)")
             moved = relative_angle_deg(new, current)
             history.append({
                 "radius_deg": float(radius), "resolution_a": float(fsc.resolution_0143_a),
                 "mean_change_deg": float(moved.mean()), "median_change_deg": float(np.median(moved)),
-                "mean_score": float(scores_all.mean()),
+                "mean_score": float(scores.mean()),
             })
             current = new
     except RuntimeError as err:

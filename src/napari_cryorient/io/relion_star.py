@@ -315,6 +315,60 @@ def _relative_image_names(indices: np.ndarray, stack: Path, star_dir: Path) -> l
     return [f"{i + 1:06d}@{rel}" for i in indices]
 
 
+#: RELION 3.0 particle columns that live in the optics block from RELION 3.1 on
+_RELION30_OPTICS_COLUMNS = ("rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast",
+                            "rlnMagnification", "rlnDetectorPixelSize", "rlnImagePixelSize")
+
+
+def _template_blocks(template: ParticleTable, path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The template's particle block (merged optics columns and RELION 3.0 pixel origins
+    dropped, image names rebased to ``path``'s folder) and a copy of its optics block."""
+    particles = template.particles.drop(columns=template._merged_optics_columns).copy()
+    particles = particles.drop(columns=["rlnOriginX", "rlnOriginY"], errors="ignore")
+    optics = template.optics.copy() if template.optics is not None else None
+    if "rlnImageName" in particles:
+        old_dir, new_dir = template.path.parent.resolve(), path.parent.resolve()
+        particles["rlnImageName"] = _rebase_image_names(particles["rlnImageName"], old_dir, new_dir)
+    return particles, optics
+
+
+def _optics_block(pixel_size_a: float, box: int, ctf: CTFParams | None, voltage_kv: float, cs_mm: float,
+                  amplitude_contrast: float) -> pd.DataFrame:
+    """One RELION 3.1 optics group (microscope values from ``ctf`` when given)."""
+    return pd.DataFrame({
+        "rlnOpticsGroup": [1],
+        "rlnOpticsGroupName": ["opticsGroup1"],
+        "rlnAmplitudeContrast": [float(ctf.amplitude_contrast[0]) if ctf else amplitude_contrast],
+        "rlnSphericalAberration": [float(ctf.cs_mm[0]) if ctf else cs_mm],
+        "rlnVoltage": [float(ctf.voltage_kv[0]) if ctf else voltage_kv],
+        "rlnImagePixelSize": [float(pixel_size_a)],
+        "rlnImageSize": [int(box)],
+        "rlnImageDimensionality": [2],
+        "rlnCtfDataAreCtfPremultiplied": [0],
+    })
+
+
+def _set_pose_columns(particles: pd.DataFrame, euler: np.ndarray | None, shifts_a: np.ndarray | None,
+                      ctf: CTFParams | None, extra_columns: dict[str, np.ndarray] | None) -> None:
+    """Angles, origins (zeros when poses are given without them), CTF and extra columns."""
+    n = len(particles)
+    if euler is not None:
+        for col, values in zip(ANGLE_COLUMNS, euler.T, strict=True):
+            particles[col] = values
+    if euler is not None or shifts_a is not None:
+        shifts = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
+        particles["rlnOriginXAngst"] = shifts[:, 0]
+        particles["rlnOriginYAngst"] = shifts[:, 1]
+    if ctf is not None:
+        particles["rlnDefocusU"] = ctf.defocus_u_a
+        particles["rlnDefocusV"] = ctf.defocus_v_a
+        particles["rlnDefocusAngle"] = ctf.defocus_angle_deg
+        particles["rlnCtfBfactor"] = ctf.b_factor
+        particles["rlnPhaseShift"] = ctf.phase_shift_deg
+    for key, values in (extra_columns or {}).items():
+        particles[key] = np.asarray(values)
+
+
 def write_particles(
     path: str | Path,
     rotations: np.ndarray | None,
@@ -365,55 +419,19 @@ def write_particles(
         rotations = np.asarray(rotations, dtype=np.float64)
         n = len(rotations)
         euler = so3.matrix_to_euler_relion(rotations)
-    shifts = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
-
     if template is not None:
         if len(template) != n:
             raise ValueError(f"template has {len(template)} particles, got {n} poses")
-        particles = template.particles.drop(columns=template._merged_optics_columns).copy()
-        particles = particles.drop(columns=["rlnOriginX", "rlnOriginY"], errors="ignore")
-        optics = template.optics.copy() if template.optics is not None else None
-        old_dir, new_dir = template.path.parent.resolve(), path.parent.resolve()
-        if "rlnImageName" in particles:
-            particles["rlnImageName"] = _rebase_image_names(particles["rlnImageName"], old_dir, new_dir)
+        particles, optics = _template_blocks(template, path)
     else:
-        particles = pd.DataFrame(index=range(n))
-        optics = None
+        particles, optics = pd.DataFrame(index=range(n)), None
     if optics is None:
-        optics = pd.DataFrame({
-            "rlnOpticsGroup": [1],
-            "rlnOpticsGroupName": ["opticsGroup1"],
-            "rlnAmplitudeContrast": [float(ctf.amplitude_contrast[0]) if ctf else amplitude_contrast],
-            "rlnSphericalAberration": [float(ctf.cs_mm[0]) if ctf else cs_mm],
-            "rlnVoltage": [float(ctf.voltage_kv[0]) if ctf else voltage_kv],
-            "rlnImagePixelSize": [float(pixel_size_a)],
-            "rlnImageSize": [int(box)],
-            "rlnImageDimensionality": [2],
-            "rlnCtfDataAreCtfPremultiplied": [0],
-        })
-        # RELION 3.0 columns that now live in the optics table
-        particles = particles.drop(
-            columns=["rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast",
-                     "rlnMagnification", "rlnDetectorPixelSize", "rlnImagePixelSize"],
-            errors="ignore",
-        )
+        optics = _optics_block(pixel_size_a, box, ctf, voltage_kv, cs_mm, amplitude_contrast)
+        particles = particles.drop(columns=list(_RELION30_OPTICS_COLUMNS), errors="ignore")
         particles["rlnOpticsGroup"] = 1
     if "rlnImageName" not in particles and stack is not None:
         particles["rlnImageName"] = _relative_image_names(np.arange(n), Path(stack), path.parent)
-    if euler is not None:
-        for col, values in zip(ANGLE_COLUMNS, euler.T, strict=True):
-            particles[col] = values
-    if euler is not None or shifts_a is not None:
-        particles["rlnOriginXAngst"] = shifts[:, 0]
-        particles["rlnOriginYAngst"] = shifts[:, 1]
-    if ctf is not None:
-        particles["rlnDefocusU"] = ctf.defocus_u_a
-        particles["rlnDefocusV"] = ctf.defocus_v_a
-        particles["rlnDefocusAngle"] = ctf.defocus_angle_deg
-        particles["rlnCtfBfactor"] = ctf.b_factor
-        particles["rlnPhaseShift"] = ctf.phase_shift_deg
-    for key, values in (extra_columns or {}).items():
-        particles[key] = np.asarray(values)
+    _set_pose_columns(particles, euler, shifts_a, ctf, extra_columns)
     # RELION lists rlnImageName first by habit; keep the rest in insertion order
     cols = list(particles.columns)
     if "rlnImageName" in cols:

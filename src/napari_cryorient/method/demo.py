@@ -9,7 +9,6 @@ folder at the end (all or nothing).
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import torch
 
 from ..engine import so3
 from ..engine.fourier import fourier_resize_volume
-from ..engine.jobs import Job, Progress, forward
+from ..engine.jobs import Job, forward
 from ..engine.particles import Particles
 from ..engine.reconstruct import reconstruct_volume
 from ..engine.recover import RecoveryConfig
@@ -262,27 +261,10 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Job[dict[str, Any]]:
     trainer = yield from _train(config, sim, timings)
     _, evaluation = trainer.validate()
     settings = RecoverySettings(recovery=config.recovery, refine=config.refine, seed=config.seed)
-    poses = yield from _timed(recover_poses(sim.particles, trainer.distance_model(), settings), timings)
+    poses = yield from recover_poses(sim.particles, trainer.distance_model(), settings)
+    timings.update(poses.timings_s)
     scores = yield from _score(config, sim, poses, timings)
     metrics = _metrics(config, sim, trainer, poses, scores, evaluation, timings)
     _write_outputs(out_dir, sim, trainer, poses, scores, evaluation, metrics)
     return metrics
 
-
-def _timed(job: Job[Any], timings: dict[str, float]) -> Job[Any]:
-    """Forward ``job``, adding the wall time of each of its stages to ``timings``."""
-    stage, t0 = None, time.perf_counter()
-
-    def clock(event: Progress) -> Progress:
-        nonlocal stage, t0
-        if event.stage != stage:
-            now = time.perf_counter()
-            if stage is not None:
-                timings[stage] = timings.get(stage, 0.0) + now - t0
-            stage, t0 = event.stage, now
-        return event
-
-    result = yield from forward(job, transform=clock)
-    if stage is not None:
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t0
-    return result

@@ -65,6 +65,8 @@ class PoseRecovery:
         The raw recovery (defined up to the O(4) ambiguity).
     ambiguity, refinement
         The ambiguity choice and the refinement, or None when skipped.
+    timings_s
+        Wall time of each stage that ran (``features``, ``recover``, ``resolve``, ``refine``).
     """
 
     rotations: np.ndarray
@@ -72,6 +74,7 @@ class PoseRecovery:
     recovery: RecoveryResult
     ambiguity: AmbiguityResult | None = None
     refinement: RefinementResult | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
 
 
 def _pixel_size_for(particles: Particles) -> float:
@@ -111,20 +114,23 @@ def recover_poses(particles: Particles, model: DistanceModel, settings: Recovery
     if s.refine is not None and not s.resolve:
         raise ValueError("refinement needs the ambiguity resolved first (resolve=True)")
     px = _pixel_size_for(particles)
-    features = yield from image_features(model, particles.images, device=s.device)
+    timings: dict[str, float] = {}
+    features = yield from forward(image_features(model, particles.images, device=s.device), "features",
+                                  timings=timings)
     rec = yield from forward(
-        recover_orientations(FeatureDistances(features), replace(s.recovery, seed=s.seed)), "recover")
-    result = PoseRecovery(rec.rotations, features, rec)
+        recover_orientations(FeatureDistances(features), replace(s.recovery, seed=s.seed)), "recover",
+        timings=timings)
+    result = PoseRecovery(rec.rotations, features, rec, timings_s=timings)
     if not s.resolve:
         return result
     result.ambiguity = yield from forward(
         resolve_ambiguity(particles.images, rec.rotations, ctf=particles.ctf, pixel_size_a=px, seed=s.seed),
-        "resolve")
+        "resolve", timings=timings)
     result.rotations = result.ambiguity.apply(rec.rotations)
     if s.refine is not None:
         result.refinement = yield from forward(
             refine_orientations(particles.images, result.rotations, px, shifts_a=particles.shifts_a,
                                 ctf=particles.ctf, config=replace(s.refine, seed=s.seed), device=s.device),
-            "refine")
+            "refine", timings=timings)
         result.rotations = result.refinement.rotations
     return result

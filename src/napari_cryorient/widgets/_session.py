@@ -6,12 +6,13 @@ viewer and listen to its signals.
 
 from __future__ import annotations
 
+import operator
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from psygnal import Signal
+from psygnal import evented
 
 from ..engine.ctf import CTFParams
 from ..engine.particles import Particles
@@ -72,40 +73,64 @@ class Dataset:
         return len(self.particles)
 
 
+_SESSION_FIELDS = ("dataset", "checkpoint", "trainer", "features", "poses", "errors_deg", "metrics", "volume",
+                   "projector", "fsc", "current")
+
+
+@evented(equality_operators=dict.fromkeys(_SESSION_FIELDS, operator.is_))
+@dataclass
 class Session:
-    """Results shared by one viewer's widgets (see the module docstring)."""
+    """Results shared by one viewer's widgets (see the module docstring).
 
-    dataset_changed = Signal()
-    model_changed = Signal()
-    poses_changed = Signal()
-    volume_changed = Signal()
-    selected = Signal(int)
+    Every field is evented (psygnal): assigning ``session.poses = ...`` emits
+    ``session.events.poses`` with the new value, so widgets react to changes instead of
+    being told. Only the main thread assigns fields: jobs return their results, and the
+    widget that ran the job applies them.
 
-    def __init__(self) -> None:
-        self.dataset: Dataset | None = None
-        self.checkpoint: dict[str, Any] | None = None
-        self.trainer: Any = None
-        self.features: np.ndarray | None = None
-        self.poses: np.ndarray | None = None
-        self.errors_deg: np.ndarray | None = None
-        self.metrics: dict[str, Any] = {}
-        self.volume: np.ndarray | None = None
-        self.fsc: Any = None
-        self.current: int = 0
+    Attributes
+    ----------
+    dataset
+        The particle set (None before one is made or adopted).
+    checkpoint, trainer
+        The distance network (a checkpoint dict) and the trainer that made it, if any.
+    features
+        `(n, f)` image features of the last recovery.
+    poses, errors_deg
+        `(n, 3, 3)` recovered poses; `(n,)` errors against the truth (simulations only).
+    metrics
+        Figures of the last runs (for the export report).
+    volume, projector, fsc
+        The last reconstruction, a projector of it (built in the worker), and its FSCs
+        ``(half-maps, against the truth or None)``.
+    current
+        The selected particle.
+    """
+
+    dataset: Dataset | None = None
+    checkpoint: dict[str, Any] | None = None
+    trainer: Any = None
+    features: np.ndarray | None = None
+    poses: np.ndarray | None = None
+    errors_deg: np.ndarray | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    volume: np.ndarray | None = None
+    projector: Any = None
+    fsc: Any = None
+    current: int = 0
 
     def set_dataset(self, dataset: Dataset) -> None:
-        self.dataset = dataset
+        """Adopt a new particle set: every result of the previous one is dropped first."""
         self.trainer = self.checkpoint = self.features = self.poses = self.errors_deg = None
-        self.volume = self.fsc = None
+        self.volume = self.projector = self.fsc = None
         self.metrics = {}
         self.current = 0
-        self.dataset_changed.emit()
+        self.dataset = dataset
 
     def select(self, index: int) -> None:
+        """Select particle ``index`` (ignored when out of range)."""
         if self.dataset is None or not (0 <= index < len(self.dataset)) or index == self.current:
             return
         self.current = int(index)
-        self.selected.emit(self.current)
 
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -13,7 +13,6 @@ from magicgui.widgets import Container, PushButton, SpinBox
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine import so3
-from ..engine.projector import FourierProjector
 from ..engine.siamese import feature_distance
 from ._plots import PlotCanvas
 from ._session import get_session
@@ -45,12 +44,12 @@ class InspectorWidget(QWidget):
         layout.addWidget(controls.native)
         layout.addWidget(self.info)
         layout.addWidget(self.canvas)
-        self._projector: FourierProjector | None = None
-        self.session.selected.connect(self._on_selected)
-        self.session.dataset_changed.connect(self._on_dataset)
-        self.session.volume_changed.connect(self._on_volume)
-        self.session.poses_changed.connect(self.refresh)
-        self.session.model_changed.connect(self.refresh)
+        events = self.session.events
+        events.current.connect(self._on_selected)
+        events.dataset.connect(self._on_dataset)
+        events.volume.connect(self.refresh)
+        events.poses.connect(self.refresh)
+        events.checkpoint.connect(self.refresh)
         napari_viewer.dims.events.current_step.connect(self._on_dims)
         self._on_dataset()
 
@@ -68,17 +67,9 @@ class InspectorWidget(QWidget):
         self.session.select(i)
 
     # --- rendering
-    def _on_dataset(self) -> None:
+    def _on_dataset(self, *_: Any) -> None:
         ds = self.session.dataset
-        self._projector = None
         self.index.max = max(0, len(ds) - 1) if ds is not None else 0
-        self.refresh()
-
-    def _on_volume(self) -> None:
-        vol = self.session.volume
-        self._projector = (
-            FourierProjector(torch.from_numpy(np.asarray(vol, np.float32))) if vol is not None else None
-        )
         self.refresh()
 
     def _on_selected(self, index: int) -> None:
@@ -108,12 +99,13 @@ class InspectorWidget(QWidget):
 
     def reprojection(self, index: int) -> np.ndarray | None:
         """The current reconstruction projected at the particle's recovered pose."""
-        if self._projector is None or self.session.poses is None:
+        projector = self.session.projector  # built with the reconstruction, in its worker
+        if projector is None or self.session.poses is None:
             return None
         pose = torch.from_numpy(self.session.poses[index : index + 1]).float()
-        return self._projector.project(pose)[0].numpy()
+        return projector.project(pose)[0].numpy()
 
-    def refresh(self) -> None:
+    def refresh(self, *_: Any) -> None:
         ds = self.session.dataset
         fig = self.canvas.figure
         fig.clear()

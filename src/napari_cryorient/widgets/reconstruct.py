@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from magicgui.widgets import ComboBox, Container, FloatSpinBox
 
+from ..engine.projector import FourierProjector
 from ..engine.reconstruct import CTF_CORRECTIONS, reconstruct_volume
 from ..io.errors import InputError
 from ..method import score_map
@@ -64,15 +66,18 @@ class ReconstructWidget(JobWidget):
                 half_maps=True,
                 regularisation=reg,
             )
-            return rec, score_map(rec, ds.volume)  # the FSCs too, off the main thread
+            # the FSCs and the inspector's projector too, off the main thread
+            return rec, score_map(rec, ds.volume), FourierProjector(torch.from_numpy(rec.volume))
 
         return job
 
     def on_result(self, result: Any) -> None:
-        rec, score = result
+        rec, score, projector = result
         px = rec.pixel_size_a
         half, truth = score.half_maps, score.truth
-        self.session.volume, self.session.fsc = rec.volume, (half, truth)
+        self.session.fsc = (half, truth)
+        self.session.projector = projector
+        self.session.volume = rec.volume
         if LAYER in self.viewer.layers:
             self.viewer.layers.remove(LAYER)
         data, kw, _ = image_layer_data(
@@ -107,4 +112,3 @@ class ReconstructWidget(JobWidget):
         self.fsc_plot.redraw()
         self.status.setText(text)
         self.session.metrics.update(half_map_resolution_a=half.resolution_0143_a)
-        self.session.volume_changed.emit()

@@ -143,7 +143,6 @@ class RecoverWidget(JobWidget):
             )
         self._plot_losses()
         self._plot_errors(errors)
-        self.session.poses_changed.emit()
         return summary
 
     def _finished(self) -> None:

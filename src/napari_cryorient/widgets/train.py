@@ -12,6 +12,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, Spin
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog
 
+from ..engine.jobs import Progress
 from ..engine.siamese import EncoderConfig
 from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
 from ..io.errors import InputError
@@ -95,7 +96,7 @@ class TrainWidget(JobWidget):
         self.dist_plot = PlotCanvas()
         self.layout().addWidget(self.loss_plot)
         self.layout().addWidget(self.dist_plot)
-        self.session.dataset_changed.connect(self._reset)
+        self.session.events.dataset.connect(self._reset)
         _warm_up_torch()
 
     def _reset(self) -> None:
@@ -130,7 +131,6 @@ class TrainWidget(JobWidget):
         if config.encoder.working_box > ds.box:
             raise ValueError(f"working box {config.encoder.working_box} is larger than the images ({ds.box})")
         previous = self.session.trainer
-        session = self.session
         if previous is None or (previous.finished and config.epochs <= previous.config.epochs):
             config.validate(len(ds))
 
@@ -147,7 +147,8 @@ class TrainWidget(JobWidget):
                     images, ds.truth, config.encoder.working_box, noise_variance=ds.noise_variance
                 )
                 trainer = DistanceTrainer(data, config)
-            session.trainer = trainer
+            # the main thread adopts the trainer from this first event (stop keeps it)
+            yield Progress("train", trainer.step, trainer.total_steps, "starting", {"trainer": trainer})
             yield from trainer.run()
             return trainer, trainer.checkpoint()
 
@@ -155,6 +156,9 @@ class TrainWidget(JobWidget):
 
     def on_event(self, event) -> None:
         data = event.data
+        if "trainer" in data:
+            self.session.trainer = data["trainer"]
+            return
         eta = data.get("eta_s")
         self.status.setText(
             f"step {event.done}/{event.total} ({event.message}), loss "
@@ -227,7 +231,6 @@ class TrainWidget(JobWidget):
             self.session.checkpoint = trainer.checkpoint()
         self.session.features = None
         self._plot_history()
-        self.session.model_changed.emit()
         if trainer.history:
             last = trainer.history[-1]
             self.status.setText(
@@ -263,5 +266,4 @@ class TrainWidget(JobWidget):
         self.session.checkpoint = checkpoint
         self.session.trainer = None
         self.session.features = None
-        self.session.model_changed.emit()
         self.status.setText(f"loaded {Path(path).name}")
