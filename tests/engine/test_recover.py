@@ -50,16 +50,14 @@ def test_feature_distances_of_quaternion_features_are_exact(truth):
 
 def _drain(job):
     events = []
-    while True:
-        try:
-            events.append(next(job))
-        except StopIteration as stop:
-            return events, stop.value
+    return events, run_job(job, events.append)
 
 
 @pytest.mark.parametrize("screen", [1, 4])
 def test_recovery_reports_progress_and_keeps_the_best_restart(truth, screen):
-    config = RecoveryConfig(n_steps=150, n_restarts=2, landmarks=60, screen_candidates=screen, screen_steps=30)
+    # a small batch: the progress bookkeeping does not depend on it
+    config = RecoveryConfig(n_steps=150, n_restarts=2, landmarks=60, screen_candidates=screen, screen_steps=30,
+                            batch_pairs=1024)
     events, result = _drain(recover_orientations(ExactDistances(truth[:60]), config))
     expected = 2 * (150 + (4 * 30 if screen > 1 else 0))
     assert events[-1].done == events[-1].total == expected

@@ -15,7 +15,7 @@ import numpy as np
 
 from .ctf import CTFParams
 
-__all__ = ["ImageStack", "Particles"]
+__all__ = ["ImageStack", "Particles", "checked_arrays"]
 
 
 class ImageStack(Protocol):
@@ -145,3 +145,24 @@ class Particles:
         if ctf is not ...:
             changes["ctf"] = ctf
         return replace(self, **changes)
+
+
+def checked_arrays(images: Any, rotations: np.ndarray, shifts_a: np.ndarray | None, ctf: CTFParams | None,
+                   minimum: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The per-particle inputs of an image step, checked against each other.
+
+    Returns `(n, 3, 3)` float64 poses and `(n, 2)` float64 origins (zeros for None);
+    ``ValueError`` when the counts or shapes disagree or there are fewer than ``minimum``.
+    """
+    rotations = np.asarray(rotations, dtype=np.float64)
+    n = len(rotations)
+    if rotations.shape != (n, 3, 3) or n < minimum:
+        raise ValueError(f"need at least {minimum} poses of shape (3, 3), got shape {rotations.shape}")
+    if len(images) != n:
+        raise ValueError(f"{len(images)} images but {n} poses")
+    if ctf is not None and len(ctf) != n:
+        raise ValueError(f"{len(ctf)} CTF parameter sets for {n} particles")
+    shifts_a = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
+    if shifts_a.shape != (n, 2):
+        raise ValueError(f"shifts_a must have shape ({n}, 2), got {shifts_a.shape}")
+    return rotations, shifts_a

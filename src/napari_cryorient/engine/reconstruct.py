@@ -32,6 +32,7 @@ from .ctf import CTFParams, compute_ctf_rfft
 from .fourier import load_images, prepare_rfft
 from .frequencies import frequency_norm
 from .jobs import EngineError, Progress
+from .particles import checked_arrays
 from .projector import radial_gridding_correction
 
 __all__ = ["CTF_CORRECTIONS", "ReconstructionResult", "reconstruct_volume"]
@@ -122,21 +123,13 @@ def _finalise(acc: _Accumulator, size: int, padded: int, regularisation: float) 
 def _checked_inputs(images: Any, rotations: np.ndarray, shifts_a: np.ndarray | None, ctf: CTFParams | None,
                     ctf_correction: str, pad_factor: float) -> tuple[np.ndarray, np.ndarray]:
     """`(n, 3, 3)` poses and `(n, 2)` origins as float64, every input checked (ValueError)."""
-    rotations = np.asarray(rotations, dtype=np.float64)
-    n = len(rotations)
-    if n < 1:
+    if len(rotations) < 1:
         raise ValueError("no particles to reconstruct")
-    if len(images) != n:
-        raise ValueError(f"{len(images)} images but {n} poses")
     if ctf_correction not in CTF_CORRECTIONS:
         raise ValueError(f"ctf_correction must be one of {CTF_CORRECTIONS}, got {ctf_correction!r}")
     if ctf_correction != "none" and ctf is None:
         raise ValueError(f"CTF correction {ctf_correction!r} needs CTF parameters")
-    if ctf is not None and len(ctf) != n:
-        raise ValueError(f"{len(ctf)} CTF parameter sets for {n} particles")
-    shifts_a = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
-    if shifts_a.shape != (n, 2):
-        raise ValueError(f"shifts_a must have shape ({n}, 2), got {shifts_a.shape}")
+    rotations, shifts_a = checked_arrays(images, rotations, shifts_a, ctf)
     if pad_factor < 1:
         raise ValueError("pad_factor must be >= 1")
     return rotations, shifts_a

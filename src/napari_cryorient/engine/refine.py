@@ -42,6 +42,7 @@ from .fourier import load_images, prepare_rfft
 from .frequencies import frequency_grid, friedel_weights, shell_indices
 from .fsc import fourier_shell_correlation
 from .jobs import EngineError, Progress, forward
+from .particles import checked_arrays
 from .projector import radial_gridding_correction
 from .reconstruct import reconstruct_volume
 from .so3 import matrix_to_quaternion, quaternion_to_matrix, relative_angle_deg
@@ -337,17 +338,8 @@ def refine_orientations(
     """
     config = config or RefineConfig()
     config.validate()
-    rotations = np.asarray(rotations, dtype=np.float64)
+    rotations, shifts_a = checked_arrays(images, rotations, shifts_a, ctf, minimum=2)
     n = len(rotations)
-    if rotations.shape != (n, 3, 3) or n < 2:
-        raise ValueError(f"need (n >= 2, 3, 3) rotations, got shape {rotations.shape}")
-    if len(images) != n:
-        raise ValueError(f"{len(images)} images but {n} poses")
-    if ctf is not None and len(ctf) != n:
-        raise ValueError(f"{len(ctf)} CTF parameter sets for {n} particles")
-    shifts_a = np.zeros((n, 2)) if shifts_a is None else np.asarray(shifts_a, dtype=np.float64)
-    if shifts_a.shape != (n, 2):
-        raise ValueError(f"shifts_a must have shape ({n}, 2), got {shifts_a.shape}")
     data = _Data(images, pixel_size_a, shifts_a, ctf, torch.device(device), np.asarray(images[0:1]).shape[-1])
     n_iter = len(config.radii_deg)
     total = 2 * n * n_iter

@@ -8,10 +8,12 @@ from magicgui.widgets import Container, PushButton
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..engine.inference import DistanceModel
 from ..engine.jobs import Progress
+from ..io.checkpoint import model_from_checkpoint
 from ..io.errors import InputError
 from ._jobs import JobRunner
-from ._session import get_session
+from ._session import Dataset, get_session
 from ._settings import load_settings, save_settings
 
 __all__ = ["JobWidget"]
@@ -48,6 +50,20 @@ class JobWidget(QWidget):
         )
         runner = self.runner
         self.destroyed.connect(lambda *_: runner.stop())
+
+    # --- preconditions shared by the job widgets (one message each)
+    def require_dataset(self) -> Dataset:
+        """The session's data set; :class:`InputError` when there is none yet."""
+        ds = self.session.dataset
+        if ds is None:
+            raise InputError("no data set: make one in the Dataset widget first")
+        return ds
+
+    def require_model(self) -> DistanceModel:
+        """The session's distance network; :class:`InputError` when there is none yet."""
+        if self.session.checkpoint is None:
+            raise InputError("no distance network: train or load one in the Train widget first")
+        return model_from_checkpoint(self.session.checkpoint)
 
     # --- for subclasses
     def make_job(self):  # pragma: no cover - abstract

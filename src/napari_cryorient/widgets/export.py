@@ -1,10 +1,12 @@
 """Export widget: the reconstruction (MRC with voxel size), the poses (RELION STAR with
 optics block, and CSV), the model checkpoint, and a run report (metrics JSON + plots),
-all into one folder, atomically (all files or none)."""
+all into one folder, atomically (all files or none), in a worker thread."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,11 @@ from magicgui.widgets import Container, FileEdit, PushButton
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..engine.jobs import Progress
 from ..io import StackWriter, staged_outputs, write_map, write_particles
-from ..io.errors import InputError
+from ..io.checkpoint import save_model
+from ..plugin.layer_data import pose_features
+from ._jobs import JobRunner
 from ._session import get_session
 from ._settings import load_settings, save_settings
 
@@ -22,7 +27,7 @@ __all__ = ["ExportWidget"]
 
 
 class ExportWidget(QWidget):
-    """Write everything the session holds into a folder."""
+    """Write everything the session holds into a folder (in a worker thread)."""
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
@@ -41,96 +46,119 @@ class ExportWidget(QWidget):
         layout.addWidget(self.form.native)
         layout.addWidget(self.button.native)
         layout.addWidget(self.status)
+        self.runner = JobRunner("Export", on_result=self._done, on_finished=self._finished)
+        self.written: list[Path] = []
 
-    def export(self, folder: str | Path | None = None) -> list[Path]:
-        """Write the session's results into ``folder``; returns the files written."""
+    def export(self, folder: str | Path | None = None) -> bool:
+        """Start writing the session's results into ``folder``; False when there is nothing
+        to export or an export is running. The files are listed in :attr:`written` once the
+        job ends (``runner.wait()`` blocks until then)."""
         folder = Path(folder or self.folder.value)
-        s = self.session
-        ds = s.dataset
-        if ds is None:
+        if self.session.dataset is None:
             show_error("Export: nothing to export yet (no data set)")
-            return []
-        written: list[str] = []
-        try:
-            with staged_outputs(folder) as stage:
-                with StackWriter(stage / "particles.mrcs", len(ds), ds.box, ds.pixel_size_a) as w:
-                    w(0, ds.images)
-                written.append("particles.mrcs")
-                stack = stage / "particles.mrcs"
-                for name, poses in (("poses.star", s.poses), ("poses_true.star", ds.truth)):
-                    if poses is not None:
-                        write_particles(
-                            stage / name,
-                            poses,
-                            ds.pixel_size_a,
-                            ds.box,
-                            stack=stack,
-                            shifts_a=ds.shifts_a,
-                            ctf=ds.ctf,
-                        )
-                        written.append(name)
-                if s.poses is not None:
-                    self._write_csv(stage / "poses.csv")
-                    written.append("poses.csv")
-                if s.volume is not None:
-                    write_map(stage / "reconstruction.mrc", s.volume, ds.pixel_size_a)
-                    written.append("reconstruction.mrc")
-                if s.checkpoint is not None:
-                    from ..io.checkpoint import save_model
+            return False
+        if self.runner.running:
+            return False
+        snapshot = _Snapshot.of(self.session)  # read on the main thread, written in the worker
+        self.written = []
+        self.button.enabled = False
+        self.status.setText(f"writing to {folder}…")
+        self.runner.start(lambda: _write(snapshot, folder))
+        return True
 
-                    save_model(stage / "model.pt", s.checkpoint)
-                    written.append("model.pt")
-                self._write_report(stage)
-                written += ["metrics.json", "report.png"]
-        except (InputError, OSError, ValueError) as err:
-            show_error(f"Export failed: {err}")
-            return []
+    def _done(self, result: tuple[Path, list[str]]) -> None:
+        folder, names = result
         save_settings("export", self.form)
-        self.status.setText(f"wrote {', '.join(written)} to {folder}")
+        self.written = [folder / name for name in names]
+        self.status.setText(f"wrote {', '.join(names)} to {folder}")
         show_info(f"exported to {folder}")
-        return [folder / name for name in written]
 
-    def _write_csv(self, path: Path) -> None:
-        from ..plugin.layer_data import pose_features
+    def _finished(self) -> None:
+        self.button.enabled = True
+        if self.runner.error:
+            self.status.setText(f"export failed: {self.runner.error}")
 
-        features = pose_features(self.session.poses, self.session.errors_deg)
-        features.to_csv(path, index=False)
 
-    def _write_report(self, stage: Path) -> None:
-        from matplotlib.figure import Figure
+@dataclass(frozen=True)
+class _Snapshot:
+    """What an export writes, taken from the session on the main thread."""
 
-        s = self.session
-        metrics: dict[str, Any] = {
-            "n_particles": len(s.dataset),
-            "box": s.dataset.box,
-            "pixel_size_a": s.dataset.pixel_size_a,
-            **s.metrics,
-        }
-        if s.trainer is not None and s.trainer.history:
-            metrics["training"] = {
-                "epochs": len(s.trainer.history),
-                "val_mae_deg": s.trainer.history[-1]["val_mae_deg"],
-            }
-        if s.errors_deg is not None:
-            metrics["orientation_error_mean_deg"] = float(np.mean(s.errors_deg))
-            metrics["orientation_error_median_deg"] = float(np.median(s.errors_deg))
-        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
-        fig = Figure(figsize=(9, 3), layout="constrained")
-        ax1, ax2, ax3 = fig.subplots(1, 3)
-        if s.trainer is not None and s.trainer.history:
-            h = s.trainer.history
-            ax1.plot([x["val_loss"] for x in h], label="validation")
-            ax1.plot([x["train_loss"] for x in h], label="train")
-            ax1.set_title("loss (rad²)")
-            ax1.legend(fontsize=7)
-        if s.errors_deg is not None:
-            ax2.hist(s.errors_deg, bins=60)
-            ax2.set_title("orientation error (°)")
-        if s.fsc is not None:
-            half, truth = s.fsc
-            ax3.plot(half.frequency_inv_a[1:], half.fsc[1:], label="half-maps")
-            if truth is not None:
-                ax3.plot(truth.best.frequency_inv_a[1:], truth.best.fsc[1:], label="vs truth")
-            ax3.set_title("FSC")
-            ax3.legend(fontsize=7)
-        fig.savefig(stage / "report.png", dpi=100)
+    dataset: Any
+    poses: np.ndarray | None
+    errors_deg: np.ndarray | None
+    volume: np.ndarray | None
+    checkpoint: dict[str, Any] | None
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]
+    fsc: Any
+
+    @classmethod
+    def of(cls, s: Any) -> _Snapshot:
+        history = list(s.trainer.history) if s.trainer is not None else []
+        return cls(s.dataset, s.poses, s.errors_deg, s.volume, s.checkpoint, dict(s.metrics), history, s.fsc)
+
+
+def _write(snap: _Snapshot, folder: Path) -> Generator[Progress, None, tuple[Path, list[str]]]:
+    """The export job: every file staged, then moved into ``folder`` (all or none)."""
+    ds = snap.dataset
+    written: list[str] = []
+    steps = 6
+    with staged_outputs(folder) as stage:
+        stack = stage / "particles.mrcs"
+        with StackWriter(stack, len(ds), ds.box, ds.pixel_size_a) as w:
+            for start in range(0, len(ds), 1024):
+                w(start, np.asarray(ds.images[start : start + 1024], dtype=np.float32))
+        written.append("particles.mrcs")
+        yield Progress("export", 1, steps, "particles")
+        for name, poses in (("poses.star", snap.poses), ("poses_true.star", ds.truth)):
+            if poses is not None:
+                write_particles(stage / name, poses, ds.pixel_size_a, ds.box, stack=stack,
+                                shifts_a=ds.shifts_a, ctf=ds.ctf)
+                written.append(name)
+        if snap.poses is not None:
+            pose_features(snap.poses, snap.errors_deg).to_csv(stage / "poses.csv", index=False)
+            written.append("poses.csv")
+        yield Progress("export", 3, steps, "poses")
+        if snap.volume is not None:
+            write_map(stage / "reconstruction.mrc", snap.volume, ds.pixel_size_a)
+            written.append("reconstruction.mrc")
+        if snap.checkpoint is not None:
+            save_model(stage / "model.pt", snap.checkpoint)
+            written.append("model.pt")
+        yield Progress("export", 5, steps, "map and model")
+        _write_report(snap, stage)
+        written += ["metrics.json", "report.png"]
+        yield Progress("export", steps, steps, "report")
+    return folder, written
+
+
+def _write_report(snap: _Snapshot, stage: Path) -> None:
+    from matplotlib.figure import Figure
+
+    ds = snap.dataset
+    metrics: dict[str, Any] = {"n_particles": len(ds), "box": ds.box, "pixel_size_a": ds.pixel_size_a,
+                               **snap.metrics}
+    if snap.history:
+        metrics["training"] = {"epochs": len(snap.history), "val_mae_deg": snap.history[-1]["val_mae_deg"]}
+    if snap.errors_deg is not None:
+        metrics["orientation_error_mean_deg"] = float(np.mean(snap.errors_deg))
+        metrics["orientation_error_median_deg"] = float(np.median(snap.errors_deg))
+    (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    fig = Figure(figsize=(9, 3), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    if snap.history:
+        ax1.plot([x["val_loss"] for x in snap.history], label="validation")
+        ax1.plot([x["train_loss"] for x in snap.history], label="train")
+        ax1.set_title("loss (rad²)")
+        ax1.legend(fontsize=7)
+    if snap.errors_deg is not None:
+        ax2.hist(snap.errors_deg, bins=60)
+        ax2.set_title("orientation error (°)")
+    if snap.fsc is not None:
+        half, truth = snap.fsc
+        ax3.plot(half.frequency_inv_a[1:], half.fsc[1:], label="half-maps")
+        if truth is not None:
+            ax3.plot(truth.best.frequency_inv_a[1:], truth.best.fsc[1:], label="vs truth")
+        ax3.set_title("FSC")
+        ax3.legend(fontsize=7)
+    fig.savefig(stage / "report.png", dpi=100)

@@ -42,9 +42,7 @@ class ReconstructWidget(JobWidget):
         self.layout().addWidget(self.fsc_plot)
 
     def make_job(self):
-        ds = self.session.dataset
-        if ds is None:
-            raise InputError("no data set: make one in the Dataset widget first")
+        ds = self.require_dataset()
         poses = self.session.poses if self.poses.value == "recovered" else ds.truth
         if poses is None:
             raise InputError(

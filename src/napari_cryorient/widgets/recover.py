@@ -12,11 +12,9 @@ from magicgui.widgets import CheckBox, Container, SpinBox
 from napari.layers import Points
 
 from ..engine import so3
-from ..engine.align import align_harmless
+from ..engine.align import AlignmentResult, align_harmless
 from ..engine.recover import RecoveryConfig
 from ..engine.refine import RefineConfig
-from ..io.checkpoint import model_from_checkpoint
-from ..io.errors import InputError
 from ..method import PoseRecovery, RecoverySettings, recover_poses
 from ..method.recover import MIN_PARTICLES
 from ..plugin.layer_data import SPHERE_RADIUS, pose_points_layer_data
@@ -55,12 +53,8 @@ class RecoverWidget(JobWidget):
         self._losses: list[float] = []
 
     def make_job(self):
-        ds, ckpt = self.session.dataset, self.session.checkpoint
-        if ds is None:
-            raise InputError("no data set: make one in the Dataset widget first")
-        if ckpt is None:
-            raise InputError("no distance network: train or load one in the Train widget first")
-        model = model_from_checkpoint(ckpt)
+        ds = self.require_dataset()
+        model = self.require_model()
         particles = ds.particles
         particles.require_count(MIN_PARTICLES, "orientation recovery")
         model.check_box(particles.box, "the data set's images")
@@ -73,7 +67,13 @@ class RecoverWidget(JobWidget):
         )
         self._losses = []
         self._estimate = None
-        return lambda: recover_poses(particles, model, settings)
+        truth = ds.truth
+
+        def job():
+            result = yield from recover_poses(particles, model, settings)
+            return result, _harmless_errors(result.rotations, truth)  # scored in the worker too
+
+        return job
 
     def on_event(self, event) -> None:
         super().on_event(event)
@@ -94,22 +94,22 @@ class RecoverWidget(JobWidget):
             ax.set_ylabel("recovery loss (rad²)")
         self.loss_plot.redraw()
 
-    def on_result(self, result: PoseRecovery) -> None:
+    def on_result(self, outcome: tuple[PoseRecovery, AlignmentResult | None]) -> None:
+        result, aligned = outcome
         self.session.features = result.features
-        summary = self._show_poses(result.rotations)
+        summary = self._show_poses(result.rotations, aligned)
         self.status.setText(f"recovered {len(result.rotations)} poses, recovery loss "
                             f"{result.recovery.loss:.4f} rad²{summary}")
 
-    def _show_poses(self, poses: np.ndarray) -> str:
+    def _show_poses(self, poses: np.ndarray, aligned: AlignmentResult | None = None) -> str:
         """Store and render poses (points, optional in-plane vectors, error histogram);
-        returns the error summary (empty without a truth)."""
+        returns the error summary (empty without a truth). ``aligned``: the harmless
+        alignment to the truth, when the job already computed it."""
         ds = self.session.dataset
-        self.session.poses = poses
         errors, summary = None, ""
-        if ds is not None and ds.truth is not None:
-            aligned = align_harmless(
-                so3.matrix_to_quaternion(poses), so3.matrix_to_quaternion(ds.truth), allow_hand_flip=True
-            )
+        if aligned is None and ds is not None:
+            aligned = _harmless_errors(poses, ds.truth)  # closed form: milliseconds
+        if aligned is not None:
             errors = aligned.errors_deg
             summary = (
                 f"; error vs truth (harmless rotation aligned): mean {aligned.mean_deg:.1f}°, "
@@ -117,6 +117,7 @@ class RecoverWidget(JobWidget):
             )
             self.session.metrics.update(aligned.summary())
         self.session.errors_deg = errors
+        self.session.poses = poses
         for name in (LAYER, VECTORS):
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
@@ -167,3 +168,11 @@ class RecoverWidget(JobWidget):
             ax.set_xlabel("angular error (°)")
             ax.set_ylabel("particles")
         self.error_plot.redraw()
+
+
+def _harmless_errors(poses: np.ndarray, truth: np.ndarray | None) -> AlignmentResult | None:
+    """Errors against the truth after the harmless rotation (hand free); None without one."""
+    if truth is None:
+        return None
+    return align_harmless(so3.matrix_to_quaternion(poses), so3.matrix_to_quaternion(truth),
+                          allow_hand_flip=True)

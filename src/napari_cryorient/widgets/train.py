@@ -12,6 +12,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, Spin
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog
 
+from ..engine.device import resolve_device
 from ..engine.jobs import Progress
 from ..engine.siamese import EncoderConfig
 from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
@@ -118,15 +119,12 @@ class TrainWidget(JobWidget):
         )
 
     def make_job(self):
-        ds = self.session.dataset
-        if ds is None:
-            raise InputError("no data set: make one in the Dataset widget first")
+        ds = self.require_dataset()
         if ds.truth is None:
             raise InputError(
                 "training needs particles with known poses (a simulation, or a stack with its true poses)"
             )
-        if self.device.value == "cuda" and not torch.cuda.is_available():
-            raise ValueError("CUDA was asked for but no CUDA device is available")
+        resolve_device(self.device.value)  # the engine's check: unavailable devices are refused here
         config = self._config()
         if config.encoder.working_box > ds.box:
             raise ValueError(f"working box {config.encoder.working_box} is larger than the images ({ds.box})")
