@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -25,6 +26,7 @@ def error(message: str) -> None:
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand, mapping user errors to exit 2 and engine failures to exit 1."""
+    previous = _sigterm_as_interrupt()
     try:
         return func(args)
     except (InputError, ValueError) as err:
@@ -33,9 +35,30 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except EngineError as err:
         error(str(err))
         return EXIT_FAILED
+    except MemoryError:
+        error("out of memory: use a smaller box, fewer particles, or a machine with more memory")
+        return EXIT_FAILED
+    except OSError as err:  # a full disk, a folder that became read-only, ...
+        where = f"{err.filename}: " if err.filename else ""
+        error(f"{where}{err.strerror or err}; no partial output was left")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         error("interrupted; no output was written")
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (what schedulers send at a time limit) acts like Ctrl-C: the command stops
+    at once, cleans up its staging and saves what it saves on Ctrl-C. Returns the previous
+    handler (None off the main thread, where signals cannot be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 class StageBars:
@@ -82,7 +105,9 @@ def run_with_progress(job: Generator[Progress, None, T], unit: str = "it") -> T:
 def add_device_arg(parser: argparse.ArgumentParser) -> None:
     """``--device auto|cpu|cuda`` and ``--threads``."""
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--threads", type=int, default=None,
+    from ._types import bounded_int
+
+    parser.add_argument("--threads", type=bounded_int(1, 1024), default=None,
                         help="CPU threads for torch (default: torch's choice)")
 
 
@@ -120,7 +145,9 @@ def add_particle_args(parser: argparse.ArgumentParser, flag: str = "--star", req
     parser.add_argument("--images-dir", type=Path, default=None,
                         help="folder the .cs image paths are relative to (cryoSPARC project)")
     if pixel_size:
-        parser.add_argument("--pixel-size", type=float, default=None,
+        from ._types import PIXEL_SIZE
+
+        parser.add_argument("--pixel-size", type=PIXEL_SIZE, default=None,
                             help="pixel size in Å (overrides the file's)")
 
 
@@ -136,3 +163,18 @@ def load_particles(args: argparse.Namespace, path: Path | None = None, check_val
     return read_particle_set(path or args.particles, images=args.images, ctf=args.ctf_pkl,
                              pixel_size_a=px, images_dir=args.images_dir, check_values=check_values,
                              need_poses=need_poses)
+
+
+def check_paths(inputs: list, outputs: list, folders: list | tuple = ()) -> None:
+    """Before any work: outputs writable, none of them an input, inputs regular files
+    (:func:`~napari_cryorient.io.output_guard.check_outputs`)."""
+    from ..io.output_guard import check_outputs
+
+    check_outputs(inputs, outputs, folders)
+
+
+def particle_inputs(particles, path: Path) -> list[Path]:
+    """The files a command read its particles from (table and image stacks)."""
+    from ..io.output_guard import particle_files
+
+    return particle_files(particles, path)

@@ -15,12 +15,16 @@ examples:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+import numpy as np
+
+from ..engine.particles import Particles
 from ..io import write_cryodrgn_ctf, write_cryodrgn_poses
-from ..io.errors import InputError
-from ..io.particles import write_particle_set
-from ._common import add_particle_args, load_particles
+from ..io.errors import InputError, MissingImagesError
+from ..io.particles import particles_from_table, read_particle_file, write_particle_set
+from ._common import add_particle_args, check_paths, load_particles, particle_inputs
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -39,15 +43,23 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("output must be a .star or a cryoDRGN .pkl file", args.output)
     if args.output.resolve() == args.particles.resolve():
         raise InputError("output would overwrite the input", args.output)
-    particles = load_particles(args, check_values=False)
+    try:
+        particles = load_particles(args, check_values=False)
+    except MissingImagesError as err:
+        particles = _metadata_only(args, err)
+    check_paths([*particle_inputs(particles, args.particles), args.images, args.ctf_pkl],
+                [args.output, args.ctf_out])
     try:
         px = particles.require_pixel_size()
     except ValueError as err:
         raise InputError(str(err), args.particles) from err
     rotations, ctf, box = particles.rotations, particles.ctf, particles.box
+    # everything is checked before the first file is written
+    if out_suffix == ".pkl" and rotations is None:
+        raise InputError("no particle orientations to write to a cryoDRGN pose pickle", args.particles)
+    if args.ctf_out is not None and ctf is None:
+        raise InputError("no CTF parameters to write (--ctf-out)", args.particles)
     if out_suffix == ".pkl":
-        if rotations is None:
-            raise InputError("no particle orientations to write to a cryoDRGN pose pickle", args.particles)
         write_cryodrgn_poses(args.output, rotations, box, px, shifts_a=particles.shifts_a)
         print(f"wrote {args.output} ({len(particles)} poses, box {box}, {px:g} Å/px)")
     else:
@@ -56,8 +68,34 @@ def main(args: argparse.Namespace) -> int:
         poses = "" if rotations is not None else ", no poses"
         print(f"wrote {args.output} ({len(particles)} particles{poses})")
     if args.ctf_out is not None:
-        if ctf is None:
-            raise InputError("no CTF parameters to write", args.particles)
         write_cryodrgn_ctf(args.ctf_out, ctf, box, px)
         print(f"wrote {args.ctf_out}")
     return 0
+
+
+class _NoImages:
+    """Stands in for the images of a table whose stacks are not on this machine: it has the
+    shape the table states (``rlnImageSize``) and cannot be read."""
+
+    def __init__(self, n: int, box: int) -> None:
+        self.shape = (n, box, box)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        raise InputError("the particle images are not on this machine")
+
+
+def _metadata_only(args: argparse.Namespace, missing: MissingImagesError) -> Particles:
+    """The particle set of a table whose image files are absent: converting metadata alone
+    is a normal job (pyem and cryoDRGN do it), so warn and go on."""
+    table = read_particle_file(args.particles, images=args.images, ctf=args.ctf_pkl,
+                               pixel_size_a=args.pixel_size, images_dir=args.images_dir)
+    sizes = table.particles.get("rlnImageSize")
+    if sizes is None or not len(sizes) or not np.isfinite(sizes.to_numpy(dtype=float)).all():
+        raise missing
+    box = int(sizes.iloc[0])
+    print(f"cryorient: warning: {missing.problem}; converting the metadata only", file=sys.stderr)
+    return particles_from_table(table, args.pixel_size, check_values=False,
+                                images=_NoImages(len(table), box))

@@ -19,29 +19,31 @@ from pathlib import Path
 from ..engine import so3
 from ..engine.volumes import SAMPLES
 from ..method import DemoConfig, run_demo
-from ._common import add_device_arg, resolve_device, run_with_progress
+from ._common import add_device_arg, check_paths, resolve_device, run_with_progress
+from ._types import PIXEL_SIZE, SEED, SNR_DB, bounded_int
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cryorient demo``."""
     parser.add_argument("--quick", action="store_true", help="small, fast run")
     parser.add_argument("--out", type=Path, default=Path("results/demo"))
-    parser.add_argument("--n", type=int, default=None, help="number of particles")
-    parser.add_argument("--snr-db", type=float, default=None, help="per-image SNR in dB")
+    parser.add_argument("--n", type=bounded_int(10, 10_000_000), default=None, help="number of particles")
+    parser.add_argument("--snr-db", type=SNR_DB, default=None, help="per-image SNR in dB")
     parser.add_argument("--clean", action="store_true", help="no noise")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=bounded_int(1, 100_000), default=None)
     parser.add_argument("--orientations", choices=so3.ORIENTATION_DISTRIBUTIONS, default="uniform")
     parser.add_argument("--ctf", action="store_true")
     parser.add_argument("--volume", type=Path, default=None, help="a map instead of the sample")
     parser.add_argument("--sample", choices=SAMPLES, default="pseudo-protein")
-    parser.add_argument("--pixel-size", type=float, default=2.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pixel-size", type=PIXEL_SIZE, default=2.0)
+    parser.add_argument("--seed", type=SEED, default=0)
     add_device_arg(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``cryorient demo``."""
     device = resolve_device(args)
+    check_paths([args.volume], [], folders=[args.out])
     config = DemoConfig.quick() if args.quick else DemoConfig()
     changes: dict = {"orientations": args.orientations, "ctf": args.ctf, "volume": args.volume,
                      "sample": args.sample, "pixel_size_a": args.pixel_size, "seed": args.seed}

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..io import atomic_path
 from ..io.errors import InputError
 from ..method import evaluate_poses
-from ._common import add_particle_args, load_particles
+from ._common import add_particle_args, check_paths, load_particles
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,7 @@ def main(args: argparse.Namespace) -> int:
     """Run ``cryorient evaluate``."""
     est = load_particles(args, check_values=False, need_poses=True)
     ref = load_particles(args, args.truth, check_values=False, need_poses=True)
+    check_paths([args.particles, args.truth, args.images], [args.json])
     if len(est) != len(ref):
         raise InputError(f"{len(est)} particles but the truth has {len(ref)} ({args.truth})", args.particles)
     for p, path in ((est, args.particles), (ref, args.truth)):

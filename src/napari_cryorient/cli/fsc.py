@@ -15,13 +15,15 @@ from ..engine.fsc import fourier_shell_correlation
 from ..io import atomic_path, read_map
 from ..io.errors import InputError
 from ..plots import plot_fsc
+from ._common import check_paths
+from ._types import PIXEL_SIZE
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cryorient fsc``."""
     parser.add_argument("map1", type=Path)
     parser.add_argument("map2", type=Path)
-    parser.add_argument("--pixel-size", type=float, default=None,
+    parser.add_argument("--pixel-size", type=PIXEL_SIZE, default=None,
                         help="voxel size in Å (default: from the headers)")
     parser.add_argument("--json", type=Path, default=None, help="write the curve as JSON")
     parser.add_argument("--png", type=Path, default=None, help="plot the curve")
@@ -29,6 +31,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``cryorient fsc``."""
+    check_paths([args.map1, args.map2], [args.json, args.png])
     m1, m2 = read_map(args.map1), read_map(args.map2)
     if m1.data.shape != m2.data.shape:
         raise InputError(f"maps differ in size: {m1.data.shape} vs {m2.data.shape} "

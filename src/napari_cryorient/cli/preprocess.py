@@ -17,26 +17,32 @@ from pathlib import Path
 from ..engine.preprocess import PreprocessConfig, preprocess_particles
 from ..io import ParticleTable, StackWriter, staged_outputs, write_particles
 from ..io.errors import InputError
-from ._common import add_particle_args, load_particles, run_with_progress
+from ._common import add_particle_args, check_paths, load_particles, particle_inputs, run_with_progress
+from ._types import bounded_float, bounded_int
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cryorient preprocess``."""
     add_particle_args(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--box", type=int, default=None, help="Fourier-crop to this box (pixels)")
+    parser.add_argument("--box", type=bounded_int(8, 4096, "pixels"), default=None,
+                        help="Fourier-crop to this box (pixels)")
     parser.add_argument("--recentre", action="store_true", help="translate images by their origins")
     parser.add_argument("--phase-flip", action="store_true", help="flip phases by the sign of the CTF")
     parser.add_argument("--no-normalise", action="store_true", help="skip background normalisation")
-    parser.add_argument("--background-radius", type=float, default=None,
+    parser.add_argument("--background-radius", type=bounded_float(0, lo_open=True, unit="Å"), default=None,
                         help="background starts at this radius (Å; default 0.75 × half box)")
-    parser.add_argument("--mask-radius", type=float, default=None, help="circular mask radius (Å)")
-    parser.add_argument("--mask-edge", type=float, default=10.0, help="soft mask edge width (Å)")
+    parser.add_argument("--mask-radius", type=bounded_float(0, lo_open=True, unit="Å"), default=None,
+                        help="circular mask radius (Å)")
+    parser.add_argument("--mask-edge", type=bounded_float(0, unit="Å"), default=10.0,
+                        help="soft mask edge width (Å)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``cryorient preprocess``."""
     particles = load_particles(args)
+    check_paths(particle_inputs(particles, args.particles),
+                [args.out / "particles.mrcs", args.out / "particles.star"], folders=[args.out])
     try:
         px = particles.require_pixel_size()
     except ValueError as err:

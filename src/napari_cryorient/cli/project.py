@@ -17,9 +17,17 @@ from pathlib import Path
 import torch
 
 from ..engine.simulate import project_particles
-from ..io import ParticleTable, StackWriter, read_map, write_particles
+from ..io import ParticleTable, StackWriter, read_map, staged_outputs, write_particles
 from ..io.errors import InputError
-from ._common import add_device_arg, add_particle_args, load_particles, resolve_device, run_with_progress
+from ._common import (
+    add_device_arg,
+    add_particle_args,
+    check_paths,
+    load_particles,
+    particle_inputs,
+    resolve_device,
+    run_with_progress,
+)
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -50,17 +58,20 @@ def main(args: argparse.Namespace) -> int:
     out = args.out if args.out.suffix else args.out.with_suffix(".mrcs")
     box = vol.data.shape[-1]
     star_out = out.with_suffix(".star")
-    with StackWriter(out, len(particles), box, px) as writer:
-        run_with_progress(
-            project_particles(torch.from_numpy(vol.data), rotations, px, particles.shifts_a, ctf,
-                              sink=writer, device=device),
-            unit="img",
-        )
+    check_paths([args.volume, *particle_inputs(particles, args.particles)], [out, star_out])
     table = particles.source if isinstance(particles.source, ParticleTable) else None
     if table is not None:
         table.particles = table.particles.drop(columns=["rlnImageName"], errors="ignore")
-    write_particles(star_out, rotations, px, box, stack=out, shifts_a=particles.shifts_a,
-                    ctf=particles.ctf, template=table if table is not None and table.optics is not None
-                    else None)
+    # stack and STAR are staged together: both are written, or neither
+    with staged_outputs(out.parent if str(out.parent) else Path(".")) as stage:
+        with StackWriter(stage / out.name, len(particles), box, px) as writer:
+            run_with_progress(
+                project_particles(torch.from_numpy(vol.data), rotations, px, particles.shifts_a, ctf,
+                                  sink=writer, device=device),
+                unit="img",
+            )
+        template = table if table is not None and table.optics is not None else None
+        write_particles(stage / star_out.name, rotations, px, box, stack=stage / out.name,
+                        shifts_a=particles.shifts_a, ctf=particles.ctf, template=template)
     print(f"wrote {len(particles)} projections ({box} px, {px:.3f} Å/px) to {out} and {star_out}")
     return 0

@@ -19,7 +19,16 @@ from ..engine.fsc import fourier_shell_correlation
 from ..engine.reconstruct import CTF_CORRECTIONS, reconstruct_volume
 from ..io import staged_outputs, write_map
 from ..io.errors import InputError
-from ._common import add_device_arg, add_particle_args, load_particles, resolve_device, run_with_progress
+from ._common import (
+    add_device_arg,
+    add_particle_args,
+    check_paths,
+    load_particles,
+    particle_inputs,
+    resolve_device,
+    run_with_progress,
+)
+from ._types import SEED
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +37,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output map (.mrc)")
     parser.add_argument("--half-maps", action="store_true", help="also write two half-maps")
     parser.add_argument("--ctf-correction", choices=CTF_CORRECTIONS, default="none")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the half-map split")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the half-map split")
     add_device_arg(parser)
 
 
@@ -36,6 +45,11 @@ def main(args: argparse.Namespace) -> int:
     """Run ``cryorient reconstruct``."""
     device = resolve_device(args)
     particles = load_particles(args, need_poses=True)
+    out = args.out if args.out.suffix else args.out.with_suffix(".mrc")
+    outputs = [out]
+    if args.half_maps:
+        outputs += [out.with_name(f"{out.stem}_{n}") for n in ("half1.mrc", "half2.mrc", "halves_fsc.json")]
+    check_paths(particle_inputs(particles, args.particles), outputs)
     try:
         rotations, px = particles.require_poses(), particles.require_pixel_size()
     except ValueError as err:
@@ -49,7 +63,6 @@ def main(args: argparse.Namespace) -> int:
                            seed=args.seed, device=device),
         unit="img",
     )
-    out = args.out if args.out.suffix else args.out.with_suffix(".mrc")
     with staged_outputs(out.parent if str(out.parent) else Path(".")) as stage:
         write_map(stage / out.name, result.volume, px)
         if result.half_maps is not None:

@@ -22,7 +22,16 @@ from ..io.checkpoint import load_model
 from ..io.errors import InputError
 from ..io.particles import write_particle_set
 from ..method import RecoverySettings, recover_poses
-from ._common import add_device_arg, add_particle_args, load_particles, resolve_device, run_with_progress
+from ._common import (
+    add_device_arg,
+    add_particle_args,
+    check_paths,
+    load_particles,
+    particle_inputs,
+    resolve_device,
+    run_with_progress,
+)
+from ._types import SEED, bounded_int
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +39,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     add_particle_args(parser, help="particles (images)")
     parser.add_argument("--model", type=Path, required=True, help="trained model (.pt)")
     parser.add_argument("--out", type=Path, required=True, help="output STAR file")
-    parser.add_argument("--steps", type=int, default=RecoveryConfig.n_steps,
+    parser.add_argument("--steps", type=bounded_int(1, 10_000_000), default=RecoveryConfig.n_steps,
                         help="optimiser steps of the recovery on SO(3) (default %(default)s)")
-    parser.add_argument("--restarts", type=int, default=RecoveryConfig.n_restarts)
+    parser.add_argument("--restarts", type=bounded_int(1, 1000), default=RecoveryConfig.n_restarts)
     parser.add_argument("--no-resolve", action="store_true",
                         help="skip resolving the ambiguity from the images (and the refinement)")
     parser.add_argument("--no-refine", action="store_true",
@@ -41,7 +50,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         metavar="DEG,DEG,...",
                         help="search radius of each refinement iteration in degrees "
                              "(default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEED, default=0)
     add_device_arg(parser)
 
 
@@ -58,8 +67,9 @@ def _radii(text: str) -> tuple[float, ...]:
 def main(args: argparse.Namespace) -> int:
     """Run ``cryorient recover``."""
     device = resolve_device(args)
-    model = load_model(args.model)
     particles = load_particles(args)
+    check_paths([*particle_inputs(particles, args.particles), args.model], [args.out])
+    model = load_model(args.model)
     refine = None if args.no_resolve or args.no_refine else RefineConfig(radii_deg=args.refine_radii)
     settings = RecoverySettings(
         recovery=replace(RecoveryConfig(), n_steps=args.steps, n_restarts=args.restarts),

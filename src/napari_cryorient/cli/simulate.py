@@ -25,7 +25,9 @@ from ..engine.simulate import SimulationConfig, noise_variance_from_snr_db, simu
 from ..engine.volumes import SAMPLES, make_sample_volume, normalise_volume
 from ..io import StackWriter, map_from_atomic_model, read_map, staged_outputs, write_map, write_particles
 from ..io.errors import InputError
-from ._common import add_device_arg, resolve_device, run_with_progress
+from ..io.fingerprint import file_sha256
+from ._common import add_device_arg, check_paths, resolve_device, run_with_progress
+from ._types import PIXEL_SIZE, SEED, SNR_DB, bounded_float, bounded_int
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -34,25 +36,25 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--volume", type=Path, help="MRC map to project")
     src.add_argument("--sample", choices=SAMPLES, help="built-in sample map")
     src.add_argument("--model", type=Path, help="atomic model (PDB/mmCIF) to render")
-    parser.add_argument("--pixel-size", type=float, default=None,
+    parser.add_argument("--pixel-size", type=PIXEL_SIZE, default=None,
                         help="pixel size of the input in Å (map: overrides the header; "
                         "sample: default 2.0; model: default 2.0)")
-    parser.add_argument("--n", type=int, default=1000, help="number of particles")
-    parser.add_argument("--box", type=int, default=64,
+    parser.add_argument("--n", type=bounded_int(1, 10_000_000), default=1000, help="number of particles")
+    parser.add_argument("--box", type=bounded_int(16, 1024, "pixels"), default=64,
                         help="image size in pixels (the map is Fourier-cropped/padded to it)")
-    parser.add_argument("--snr-db", type=float, default=None,
+    parser.add_argument("--snr-db", type=SNR_DB, default=None,
                         help="per-image SNR in dB (var(clean)/var(noise)); omit for clean images")
-    parser.add_argument("--shifts-A", dest="shifts_a", type=float, default=0.0,
+    parser.add_argument("--shifts-A", dest="shifts_a", type=bounded_float(0, 1000, unit="Å"), default=0.0,
                         help="standard deviation of random origins in Å (per axis)")
     parser.add_argument("--ctf", action="store_true", help="apply a CTF")
-    parser.add_argument("--defocus-um", type=float, nargs=2, default=(1.0, 2.5),
+    parser.add_argument("--defocus-um", type=bounded_float(0.01, 20, unit="µm"), nargs=2, default=(1.0, 2.5),
                         metavar=("MIN", "MAX"), help="defocus range in µm (with --ctf)")
     parser.add_argument("--orientations", choices=so3.ORIENTATION_DISTRIBUTIONS,
                         default="uniform", help="pose distribution")
     parser.add_argument("--keep-clean", action="store_true",
                         help="also write particles_clean.mrcs and noise_variance.npy (with "
                         "--snr-db): `cryorient train` then draws fresh noise at every step")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_device_arg(parser)
 
@@ -88,6 +90,10 @@ def load_input_volume(args: argparse.Namespace) -> tuple[torch.Tensor, float]:
 def main(args: argparse.Namespace) -> int:
     """Run ``cryorient simulate``."""
     device = resolve_device(args)
+    keep_clean = args.keep_clean and args.snr_db is not None
+    names = ["particles.mrcs", "particles.star", "volume.mrc", "simulation.json"]
+    names += ["particles_clean.mrcs", "noise_variance.npy"] if keep_clean else []
+    check_paths([args.volume, args.model], [args.out / n for n in names], folders=[args.out])
     volume, px = load_input_volume(args)
     config = SimulationConfig(
         n_particles=args.n, orientations=args.orientations, snr_db=args.snr_db,
@@ -95,7 +101,6 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     config.validate()
-    keep_clean = args.keep_clean and args.snr_db is not None
     with staged_outputs(args.out) as stage, contextlib.ExitStack() as stack:
         writer = stack.enter_context(StackWriter(stage / "particles.mrcs", args.n, args.box, px))
         clean_writer = (
@@ -125,6 +130,11 @@ def main(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "source": str(args.volume or args.model or f"sample:{args.sample}"),
         }
+        if keep_clean:  # the explicit, verifiable link `cryorient train` follows (never file names alone)
+            info["clean_images"] = {
+                "stack": "particles_clean.mrcs", "noise_variance": "noise_variance.npy",
+                "star": "particles.star", "star_sha256": file_sha256(stage / "particles.star"),
+            }
         (stage / "simulation.json").write_text(json.dumps(info, indent=2))
     print(f"wrote {args.n} particles ({args.box} px, {px:.3f} Å/px) to {args.out}/: "
           "particles.mrcs, particles.star, volume.mrc, simulation.json")

@@ -9,6 +9,7 @@ towards y (rows), amplitude contrast as a phase, and an optional B-factor envelo
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -67,6 +68,23 @@ class CTFParams:
 
     def __len__(self) -> int:
         return len(self.defocus_u_a)
+
+    #: physically possible values of each field (RELION units), inclusive
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "defocus_u_a": (-2e5, 2e5), "defocus_v_a": (-2e5, 2e5), "defocus_angle_deg": (-1e4, 1e4),
+        "voltage_kv": (1.0, 3000.0), "cs_mm": (-20.0, 20.0), "amplitude_contrast": (0.0, 1.0),
+        "b_factor": (-1e4, 1e4), "phase_shift_deg": (-1e4, 1e4),
+    }
+
+    def first_invalid(self) -> tuple[int, str, float] | None:
+        """``(row, field, value)`` of the first non-finite or impossible value (0-based
+        row), or None when every value is usable."""
+        for name, (lo, hi) in self.LIMITS.items():
+            v = getattr(self, name)
+            bad = np.flatnonzero(~np.isfinite(v) | (v < lo) | (v > hi))
+            if len(bad):
+                return int(bad[0]), name, float(v[bad[0]])
+        return None
 
     def subset(self, index: np.ndarray | slice) -> CTFParams:
         """The parameters of a subset of particles."""

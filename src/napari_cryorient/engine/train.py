@@ -314,6 +314,7 @@ class DistanceTrainer:
             "stopped_early": self.stopped_early,
             "history": list(self.history),
             "val_idx": self.val_idx.clone(),
+            "data_fingerprint": self.data.fingerprint(),
         }
 
     @classmethod
@@ -345,4 +346,8 @@ class DistanceTrainer:
         trainer.history = list(checkpoint["history"])
         if not torch.equal(trainer.val_idx, checkpoint["val_idx"]):
             raise ValueError("the data differ from those the model was trained on (split mismatch)")
+        recorded = checkpoint.get("data_fingerprint")
+        if recorded is not None and recorded != data.fingerprint():
+            raise ValueError("these particles are not the ones the model was trained on (their "
+                             "poses or images differ); resume only on the same data set")
         return trainer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,17 @@ class TrainingData:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the poses, the noise levels and every 1 in ~64 images: what a resumed
+        training compares to refuse a different data set of the same size."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.quaternions, dtype=np.float32).tobytes())
+        step = max(1, len(self.images) // 64)
+        h.update(np.ascontiguousarray(self.images[::step], dtype=np.float32).tobytes())
+        if self.noise_std is not None:
+            h.update(np.ascontiguousarray(self.noise_std, dtype=np.float32).tobytes())
+        return h.hexdigest()
 
 
 def fourier_crop_stack(images: Any, working_box: int, chunk: int = 1024) -> np.ndarray:

@@ -110,7 +110,8 @@ def read_cryosparc(path: str | Path, images_dir: str | Path | None = None) -> Pa
     n = len(data)
     images_dir = Path(images_dir) if images_dir is not None else None
     raw_paths = [_text(v) for v in data["blob/path"].tolist()]
-    stacks = {raw: _resolve(raw, path, images_dir) for raw in set(raw_paths)}
+    # absolute, because the table's image names are read relative to the .cs file's folder
+    stacks = {raw: _resolve(raw, path, images_dir).absolute() for raw in set(raw_paths)}
     paths = [stacks[raw] for raw in raw_paths]
     idx = data["blob/idx"].astype(np.int64)
     particles = pd.DataFrame({"rlnImageName": [f"{i + 1:06d}@{p}" for i, p in zip(idx, paths, strict=True)]})

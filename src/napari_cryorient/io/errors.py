@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["InputError", "check_input_file"]
+__all__ = ["InputError", "MissingImagesError", "check_input_file"]
 
 
 class InputError(ValueError):
@@ -20,6 +20,11 @@ class InputError(ValueError):
         super().__init__(problem if path is None else f"{path}: {problem}")
 
 
+class MissingImagesError(InputError):
+    """The image files a particle table names are not on this machine (its metadata may
+    still be converted)."""
+
+
 def check_input_file(path: Path, expected: str) -> None:
     """Raise :class:`InputError` unless ``path`` is an existing, non-empty, readable file.
 
@@ -29,6 +34,8 @@ def check_input_file(path: Path, expected: str) -> None:
         raise InputError("file does not exist", path)
     if path.is_dir():
         raise InputError(f"is a directory, expected {expected}", path)
+    if not path.is_file():
+        raise InputError(f"is not a regular file (a pipe, device or socket), expected {expected}", path)
     try:
         size = path.stat().st_size
         with open(path, "rb"):

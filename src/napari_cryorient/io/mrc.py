@@ -6,10 +6,14 @@ Arrays are ``[z, y, x]`` for maps and ``[n, y, x]`` for stacks, as stored in the
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import mrcfile
 import numpy as np
@@ -32,14 +36,58 @@ class MapData:
 
 @dataclass
 class StackData:
-    """A particle stack: `(n, h, w)` memory-mapped ``data`` and the pixel size in Å or None."""
+    """A particle stack: `(n, h, w)` memory-mapped ``data`` and the pixel size in Å or None.
+
+    :meth:`close` releases the file (``data`` must not be used afterwards); otherwise it is
+    released when the object is garbage-collected.
+    """
 
     data: np.ndarray
     pixel_size_a: float | None
+    handle: Any = field(default=None, repr=False, compare=False)
+
+    def close(self) -> None:
+        """Release the file handle and the memory map."""
+        if self.handle is not None:
+            self.data = None  # type: ignore[assignment]
+            self.handle.close()
+            self.handle = None
+
+
+_MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
+#: the largest map read into memory (voxels per side); larger ones are refused up front
+MAX_MAP_SIZE = 1024
 
 
 def _check_path(path: Path) -> None:
     check_input_file(path, "an MRC file")
+    _check_header(path)
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a header whose sizes the file cannot hold before anything is allocated
+    (negative or zero dimensions, an extended header or data larger than the file)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        raw = f.read(1024)
+    if len(raw) < 1024:
+        raise InputError(f"not a valid MRC file (only {len(raw)} bytes, a header has 1024)", path)
+    for order in ("<", ">"):
+        nx, ny, nz, mode = np.frombuffer(raw[:16], dtype=f"{order}i4")
+        if mode in _MODE_BYTES:
+            break
+    else:
+        return  # unknown mode: the reader reports it
+    nsymbt = int(np.frombuffer(raw[92:96], dtype=f"{order}i4")[0])
+    if min(nx, ny, nz) <= 0:
+        raise InputError(f"not a valid MRC file (dimensions {nx} × {ny} × {nz})", path)
+    if nsymbt < 0 or 1024 + nsymbt > size:
+        raise InputError(f"not a valid MRC file (extended header of {nsymbt} bytes in a {size}-byte file)",
+                         path)
+    needed = 1024 + nsymbt + int(nx) * int(ny) * int(nz) * _MODE_BYTES[int(mode)]
+    if needed > size:
+        raise InputError(f"truncated MRC file: the header describes {needed} bytes, the file has {size}",
+                         path)
 
 
 def _open_mmap(path: Path):
@@ -129,6 +177,9 @@ def read_map(path: str | Path) -> MapData:
             raise InputError(f"map is not cubic: shape {data.shape} (z, y, x)", path)
         if data.size == 0:
             raise InputError("map is empty", path)
+        if data.shape[0] > MAX_MAP_SIZE:
+            raise InputError(f"a {data.shape[0]}³ map needs {data.size * 4 * 4 / 2**30:.0f} GiB to process; "
+                             f"maps up to {MAX_MAP_SIZE}³ are read (Fourier-crop it first)", path)
         vol = np.array(data, dtype=np.float32)
         voxel = _voxel_size(mrc)
     finally:
@@ -156,17 +207,21 @@ def read_stack(path: str | Path, check_values: bool = True) -> StackData:
     path = Path(path)
     mrc = _open_mmap(path)
     data = mrc.data
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3:
-        raise InputError(f"expected a stack of 2D images, got shape {data.shape}", path)
-    if data.shape[1] != data.shape[2]:
-        raise InputError(f"images are not square: {data.shape[1]}x{data.shape[2]} (y, x)", path)
-    if data.shape[0] == 0 or data.shape[1] == 0:
-        raise InputError("stack is empty", path)
-    if check_values:
-        check_finite(data, path)
-    return StackData(data, _voxel_size(mrc))
+    try:
+        if data.ndim == 2:
+            data = data[None]
+        if data.ndim != 3:
+            raise InputError(f"expected a stack of 2D images, got shape {data.shape}", path)
+        if data.shape[1] != data.shape[2]:
+            raise InputError(f"images are not square: {data.shape[1]}x{data.shape[2]} (y, x)", path)
+        if data.shape[0] == 0 or data.shape[1] == 0:
+            raise InputError("stack is empty", path)
+        if check_values:
+            check_finite(data, path)
+    except InputError:
+        mrc.close()
+        raise
+    return StackData(data, _voxel_size(mrc), mrc)
 
 
 def write_map(path: str | Path, volume: np.ndarray, voxel_size_a: float | None) -> Path:
@@ -182,6 +237,22 @@ def write_map(path: str | Path, volume: np.ndarray, voxel_size_a: float | None) 
             if voxel_size_a:
                 mrc.voxel_size = float(voxel_size_a)
     return path
+
+
+def _allocate(path: Path) -> None:
+    """Reserve the disk blocks of a freshly created (sparse) memory-mapped file, so that a
+    full disk is an ``OSError`` here and not a SIGBUS when a page is written later."""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return  # the filesystem cannot reserve blocks: nothing more to do
+        raise OSError(err.errno, f"no room for the {size / 2**20:.0f} MiB stack ({err.strerror})",
+                      str(path)) from err
+    finally:
+        os.close(fd)
 
 
 class StackWriter:
@@ -203,6 +274,12 @@ class StackWriter:
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
         self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=2, overwrite=True)
+        try:
+            _allocate(tmp)
+        except OSError:
+            self._mrc.close()
+            self._ctx.__exit__(*sys.exc_info())
+            raise
         self._mrc.set_image_stack()
         if self.pixel_size_a:
             self._mrc.voxel_size = float(self.pixel_size_a)

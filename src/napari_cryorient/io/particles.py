@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.particles import Particles
+from ..engine.ctf import CTFParams
+from ..engine.particles import ImageStack, Particles
 from .cryodrgn import read_cryodrgn
 from .cryosparc import read_cryosparc
 from .errors import InputError
@@ -69,9 +70,11 @@ def read_particle_file(
 
 
 def particles_from_table(table: ParticleTable, pixel_size_a: float | None = None,
-                         check_values: bool = True, need_poses: bool = False) -> Particles:
+                         check_values: bool = True, need_poses: bool = False,
+                         images: ImageStack | None = None) -> Particles:
     """A :class:`Particles` from a parsed table (``pixel_size_a`` overrides the file's;
-    ``need_poses``: refuse a table without angles before its images are opened)."""
+    ``need_poses``: refuse a table without angles before its images are opened;
+    ``images``: use these instead of opening the stacks the table names)."""
     if need_poses:
         table.rotations()  # InputError naming the missing columns
     px = pixel_size_a
@@ -84,12 +87,13 @@ def particles_from_table(table: ParticleTable, pixel_size_a: float | None = None
     if shifts is not None and not np.isfinite(shifts).all():
         row = int(np.flatnonzero(~np.isfinite(shifts).all(1))[0])
         raise InputError(f"row {row + 1}: the origin is not a finite number", table.path)
+    _check_table_physics(table, pixel_size_a)
     groups = None
     if "rlnOpticsGroup" in cols:
         groups = table.particles["rlnOpticsGroup"].to_numpy()
     try:
         return Particles(
-            images=table.images(check_values=check_values),
+            images=table.images(check_values=check_values) if images is None else images,
             pixel_size_a=px,
             rotations=table.rotations() if table.has_angles else None,
             shifts_a=shifts,
@@ -100,6 +104,34 @@ def particles_from_table(table: ParticleTable, pixel_size_a: float | None = None
         )
     except ValueError as err:
         raise InputError(str(err), table.path) from err
+
+
+def _check_table_physics(table: ParticleTable, pixel_size_a: float | None) -> None:
+    """Every value that enters physics, per row: pixel sizes, CTF parameters (one line
+    naming the file, the row and the column)."""
+    ps = table.pixel_size_a
+    if pixel_size_a is None and not np.all(np.isnan(ps)):
+        bad = np.flatnonzero(~np.isfinite(ps) | (ps <= 0))
+        if len(bad):
+            raise InputError(f"row {bad[0] + 1}: the pixel size is {ps[bad[0]]:g} Å (must be a positive "
+                             "number)", table.path)
+    ctf = table.ctf()
+    if ctf is not None:
+        invalid = ctf.first_invalid()
+        if invalid is not None:
+            row, name, value = invalid
+            column = _CTF_COLUMNS.get(name, name)
+            raise InputError(f"row {row + 1}: {column} is {value:g}, which no microscope gives "
+                             f"(allowed {CTFParams.LIMITS[name][0]:g} … {CTFParams.LIMITS[name][1]:g})",
+                             table.path)
+
+
+_CTF_COLUMNS = {
+    "defocus_u_a": "rlnDefocusU", "defocus_v_a": "rlnDefocusV", "defocus_angle_deg": "rlnDefocusAngle",
+    "voltage_kv": "rlnVoltage", "cs_mm": "rlnSphericalAberration",
+    "amplitude_contrast": "rlnAmplitudeContrast",
+    "b_factor": "rlnCtfBfactor", "phase_shift_deg": "rlnPhaseShift",
+}
 
 
 def read_particle_set(

@@ -15,8 +15,10 @@ file's folder (absolute paths are kept).
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +27,7 @@ import starfile
 from ..engine import so3
 from ..engine.ctf import CTFParams
 from .atomic_write import atomic_path
-from .errors import InputError, check_input_file
+from .errors import InputError, MissingImagesError, check_input_file
 from .mrc import check_finite, read_stack
 
 __all__ = ["ParticleStack", "ParticleTable", "read_particles", "table_from_blocks", "write_particles"]
@@ -157,10 +159,16 @@ class ParticleTable:
 class ParticleStack:
     """Particle images addressed by ``(index, stack file)`` pairs, read lazily.
 
-    Sliceable along the particle axis (``stack[a:b]`` returns a float32 array); each
-    stack file is memory-mapped once. Missing files, out-of-range indices and
-    inconsistent image sizes raise :class:`InputError` when the stack is built.
+    Sliceable along the particle axis (``stack[a:b]`` returns a float32 array). Missing
+    files, out-of-range indices and inconsistent image sizes raise :class:`InputError`
+    when the stack is built (each file's header is read once, then closed). Reading opens
+    the stack files on demand and keeps at most :attr:`MAX_OPEN` of them memory-mapped
+    (least recently used first out), so a particle set spread over thousands of files stays
+    under the open-file limit.
     """
+
+    #: stack files kept open at once
+    MAX_OPEN = 64
 
     def __init__(
         self,
@@ -171,33 +179,47 @@ class ParticleStack:
     ) -> None:
         self.indices = np.asarray(indices, dtype=np.int64)
         self._file_of = np.empty(len(paths), dtype=np.int64)
-        self._stacks: list[np.ndarray] = []
         self.files: list[Path] = []
+        self._open: OrderedDict[int, Any] = OrderedDict()
         lookup: dict[Path, int] = {}
+        lengths: list[int] = []
+        sizes: set[int] = set()
         for i, p in enumerate(paths):
             if p not in lookup:
                 if not p.exists():
-                    raise InputError(
+                    raise MissingImagesError(
                         f"image file {p} (particle {i + 1}) does not exist", star_path or p
                     )
                 stack = read_stack(p, check_values=False)
-                lookup[p] = len(self._stacks)
-                self._stacks.append(stack.data)
+                lookup[p] = len(self.files)
                 self.files.append(p)
+                lengths.append(len(stack.data))
+                sizes.add(stack.data.shape[-1])
+                if check_values:
+                    check_finite(stack.data, p)
+                stack.close()
             self._file_of[i] = lookup[p]
-        sizes = {s.shape[-1] for s in self._stacks}
         if len(sizes) > 1:
             raise InputError(f"image stacks have different box sizes {sorted(sizes)}", star_path)
         self.box = sizes.pop()
-        for f, stack in enumerate(self._stacks):
+        for f, length in enumerate(lengths):
             used = self.indices[self._file_of == f]
-            if used.max() >= len(stack):
+            if used.max() >= length:
                 raise InputError(
                     f"image index {used.max() + 1} is out of range: {self.files[f]} holds "
-                    f"{len(stack)} images", star_path or self.files[f],
+                    f"{length} images", star_path or self.files[f],
                 )
-            if check_values:
-                check_finite(stack, self.files[f])
+
+    def _data(self, f: int) -> np.ndarray:
+        """The memory-mapped images of file ``f`` (opened on demand, LRU-bounded)."""
+        if f in self._open:
+            self._open.move_to_end(f)
+            return self._open[f].data
+        while len(self._open) >= self.MAX_OPEN:
+            _, oldest = self._open.popitem(last=False)
+            oldest.close()
+        self._open[f] = read_stack(self.files[f], check_values=False)
+        return self._open[f].data
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -216,11 +238,12 @@ class ParticleStack:
         for f in np.unique(files):
             rows = np.flatnonzero(files == f)
             idx = self.indices[sel[rows]]
+            data = self._data(int(f))
             # contiguous runs read as one slice (the common case)
             if len(idx) and np.all(np.diff(idx) == 1):
-                out[rows] = self._stacks[f][idx[0] : idx[-1] + 1]
+                out[rows] = data[idx[0] : idx[-1] + 1]
             else:
-                out[rows] = self._stacks[f][idx]
+                out[rows] = data[idx]
         return out
 
 
