@@ -41,7 +41,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except OSError as err:  # a full disk, a folder that became read-only, ...
         where = f"{err.filename}: " if err.filename else ""
         error(f"{where}{err.strerror or err}; no partial output was left")
-        return EXIT_FAILED
+        return EXIT_USAGE  # the environment the user gave (disk, folder), not a failure of the method
     except KeyboardInterrupt:
         error("interrupted; no output was written")
         return 130

@@ -36,9 +36,16 @@ def main(args: argparse.Namespace) -> int:
     if m1.data.shape != m2.data.shape:
         raise InputError(f"maps differ in size: {m1.data.shape} vs {m2.data.shape} "
                          f"({args.map2})", args.map1)
-    px = args.pixel_size or m1.voxel_size_a or m2.voxel_size_a
+    v1, v2 = m1.voxel_size_a, m2.voxel_size_a
+    if args.pixel_size is None and v1 and v2 and abs(v1 - v2) > 1e-3 * max(v1, v2):
+        raise InputError(f"the maps have different voxel sizes ({v1:g} Å vs {v2:g} Å in {args.map2}); "
+                         "resample one to the other first", args.map1)
+    px = args.pixel_size or v1 or v2
     if px is None:
         raise InputError("no voxel size in the headers; pass --pixel-size", args.map1)
+    for m, path in ((m1, args.map1), (m2, args.map2)):
+        if float(m.data.max()) == float(m.data.min()):
+            raise InputError(f"the map is constant ({float(m.data.max()):g} everywhere): it has no FSC", path)
     result = fourier_shell_correlation(m1.data, m2.data, px)
     flag = lambda at_nyq: " (not reached: Nyquist)" if at_nyq else ""  # noqa: E731
     print(f"FSC 0.143: {result.resolution_0143_a:.2f} Å{flag(result.resolution_0143_at_nyquist)}")

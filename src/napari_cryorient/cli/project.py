@@ -56,6 +56,9 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--ctf needs rlnDefocusU, rlnVoltage, rlnSphericalAberration and "
                          "rlnAmplitudeContrast columns", args.particles)
     out = args.out if args.out.suffix else args.out.with_suffix(".mrcs")
+    if out.suffix.lower() not in (".mrcs", ".mrc"):
+        raise InputError("the output is the image stack: give a .mrcs name (the STAR is written beside it)",
+                         args.out)
     box = vol.data.shape[-1]
     star_out = out.with_suffix(".star")
     check_paths([args.volume, *particle_inputs(particles, args.particles)], [out, star_out])

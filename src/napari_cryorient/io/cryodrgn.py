@@ -78,7 +78,13 @@ def read_cryodrgn_poses(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
         rot, trans = obj
     else:
         rot = obj
-    rot = np.asarray(rot, dtype=np.float64)
+    try:
+        rot = np.asarray(rot, dtype=np.float64)
+        if trans is not None:
+            trans = np.asarray(trans, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"not a cryoDRGN pose pickle: it holds a {type(obj).__name__}, not arrays of "
+                         "rotations (and translations)", path) from None
     if rot.ndim != 3 or rot.shape[1:] != (3, 3) or len(rot) == 0:
         raise InputError(f"rotations must have shape (n, 3, 3), got {rot.shape}", path)
     if not np.isfinite(rot).all():

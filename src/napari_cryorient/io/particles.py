@@ -102,6 +102,8 @@ def particles_from_table(table: ParticleTable, pixel_size_a: float | None = None
             name=table.path.name,
             source=table,
         )
+    except InputError:
+        raise
     except ValueError as err:
         raise InputError(str(err), table.path) from err
 

@@ -40,6 +40,21 @@ _CTF_DEFAULTS = {
 }
 
 
+def numeric_columns(table: pd.DataFrame, columns: list[str], path: Path) -> np.ndarray:
+    """`(n, len(columns))` float64 values; :class:`InputError` naming the file, the row and
+    the column of the first value that is not a number."""
+    try:
+        return table[columns].to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        for col in columns:
+            values = pd.to_numeric(table[col], errors="coerce")
+            bad = np.flatnonzero(values.isna() & table[col].notna())
+            if len(bad):
+                raise InputError(f"row {bad[0] + 1}: {col} is {table[col].iloc[bad[0]]!r}, not a number",
+                                 path) from None
+        raise InputError(f"columns {', '.join(columns)} hold values that are not numbers", path) from None
+
+
 @dataclass
 class ParticleTable:
     """A particle STAR file as read.
@@ -90,7 +105,7 @@ class ParticleTable:
         if missing:
             raise InputError(f"no particle orientations: missing column(s) {', '.join(missing)}",
                              self.path)
-        euler = self.particles[list(ANGLE_COLUMNS)].to_numpy(dtype=np.float64)
+        euler = numeric_columns(self.particles, list(ANGLE_COLUMNS), self.path)
         if not np.isfinite(euler).all():
             raise InputError("angle columns contain non-numeric or infinite values", self.path)
         return so3.euler_relion_to_matrix(euler)
@@ -99,9 +114,9 @@ class ParticleTable:
         """`(n, 2)` RELION origins ``(x, y)`` in Å (zeros when absent)."""
         p = self.particles
         if "rlnOriginXAngst" in p and "rlnOriginYAngst" in p:
-            return p[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy(dtype=np.float64)
+            return numeric_columns(p, ["rlnOriginXAngst", "rlnOriginYAngst"], self.path)
         if "rlnOriginX" in p and "rlnOriginY" in p:  # RELION 3.0: pixels
-            return p[["rlnOriginX", "rlnOriginY"]].to_numpy(dtype=np.float64) * self.pixel_size_a[:, None]
+            return numeric_columns(p, ["rlnOriginX", "rlnOriginY"], self.path) * self.pixel_size_a[:, None]
         return np.zeros((len(p), 2))
 
     def ctf(self) -> CTFParams | None:
@@ -113,7 +128,7 @@ class ParticleTable:
 
         def col(name: str, default: float | None = None) -> np.ndarray:
             if name in p:
-                return p[name].to_numpy(dtype=np.float64)
+                return numeric_columns(p, [name], self.path)[:, 0]
             return np.full(len(p), default, dtype=np.float64)
 
         return CTFParams(
@@ -140,7 +155,7 @@ class ParticleTable:
                 idx, stack = name.split("@", 1)
                 try:
                     indices[i] = int(idx) - 1
-                except ValueError as err:
+                except (ValueError, OverflowError) as err:
                     raise InputError(f"row {i + 1}: bad image name {name!r}", self.path) from err
             else:
                 indices[i], stack = 0, name
@@ -311,10 +326,11 @@ def table_from_blocks(particles: pd.DataFrame, optics: pd.DataFrame | None, path
 
     n = len(particles)
     if "rlnImagePixelSize" in particles:
-        pixel = particles["rlnImagePixelSize"].to_numpy(dtype=np.float64)
+        pixel = numeric_columns(particles, ["rlnImagePixelSize"], path)[:, 0]
     elif "rlnDetectorPixelSize" in particles and "rlnMagnification" in particles:
-        pixel = (particles["rlnDetectorPixelSize"].to_numpy(dtype=np.float64) * 1e4
-                 / particles["rlnMagnification"].to_numpy(dtype=np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cols = numeric_columns(particles, ["rlnDetectorPixelSize", "rlnMagnification"], path)
+            pixel = cols[:, 0] * 1e4 / cols[:, 1]
     else:
         pixel = np.full(n, np.nan)
     return ParticleTable(particles.reset_index(drop=True), optics, Path(path), pixel, merged)

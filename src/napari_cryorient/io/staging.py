@@ -4,9 +4,9 @@ A run writes its files into a hidden staging folder ``.staging-<pid>-*`` inside 
 folder and moves them into place only when every file is complete; on failure, Ctrl-C or
 SIGTERM the staging folder is deleted. A run killed outright (SIGKILL, power loss) leaves
 its staging folder behind: the next run into the same folder removes every staging
-folder whose process is gone. While files are moved, the folder is locked
-(``.cryorient.lock``, an advisory ``flock``), so two runs into one folder never mix their
-files: each run's set of files lands whole.
+folder whose process is gone. While files are moved, the folder is locked (an advisory
+``flock`` on the folder itself), so two runs into one folder never mix their files: each
+run's set of files lands whole.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from pathlib import Path
 from .errors import InputError
 
 __all__ = ["remove_stale_staging", "staged_outputs"]
-
-LOCK_NAME = ".cryorient.lock"
-
 
 def _alive(pid: int) -> bool:
     try:
@@ -50,7 +47,7 @@ def remove_stale_staging(out_dir: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def _locked(out_dir: Path) -> Iterator[None]:
-    fd = os.open(out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(out_dir, os.O_RDONLY)  # the folder itself: no lock file is left behind
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
