@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 OUT ?= results/demo
 
-.PHONY: setup system-deps demo demo-quick gui screenshots test bench clean
+.PHONY: setup system-deps demo demo-quick gui screenshots reliability test bench clean
 
 # Widget tests need an X server with OpenGL (Xvfb + Mesa). Installed with apt when missing
 # and possible (root on Debian/Ubuntu); elsewhere install them yourself, see README.
@@ -46,6 +46,10 @@ gui: setup
 ## screenshots: re-create the user-guide screenshots (docs/images) from a real viewer
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) docs/make_screenshots.py
+
+## reliability: re-run the fault-injection cases and rewrite docs/reliability.md
+reliability: setup
+	$(PY) docs/make_reliability.py
 
 ## test: the whole test suite (engine, I/O, CLI, widgets under Xvfb)
 test: setup

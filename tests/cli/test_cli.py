@@ -87,7 +87,7 @@ def test_user_errors_exit_2_with_one_message_and_no_output(sim_dir, tmp_path, ca
         (["simulate", "--volume", str(nonsquare), "--n", "5", "--out", str(tmp_path / "o1")], "not cubic"),
         (["simulate", "--volume", str(nan_map), "--n", "5", "--out", str(tmp_path / "o2")], "NaN"),
         (["simulate", "--volume", str(tmp_path), "--n", "5", "--out", str(tmp_path / "o3")], "directory"),
-        (["simulate", "--sample", "pseudo-protein", "--n", "0", "--out", str(tmp_path / "o4")], "number of particles"),
+        (["simulate", "--sample", "pseudo-protein", "--n", "0", "--out", str(tmp_path / "o4")], "--n"),
         (["reconstruct", "--star", str(noangles), "--out", str(tmp_path / "r1.mrc")], "rlnAngleRot"),
         (["reconstruct", "--star", str(toomany), "--out", str(tmp_path / "r2.mrc")], "out of range"),
         (["reconstruct", "--star", str(missing), "--out", str(tmp_path / "r3.mrc")], "does not exist"),

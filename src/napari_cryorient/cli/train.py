@@ -151,6 +151,8 @@ def main(args: argparse.Namespace) -> int:
         data = _load_data(args, wb)
         try:
             trainer = DistanceTrainer.from_checkpoint(ckpt, data, epochs=args.epochs)
+        except ValueError as err:  # another data set, another box
+            raise InputError(str(err), args.resume) from err
         except (KeyError, TypeError, RuntimeError) as err:  # missing entries, tensors of other shapes
             raise InputError(f"the checkpoint is incomplete or does not fit the network ({err})",
                              args.resume) from err

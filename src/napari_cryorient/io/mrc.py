@@ -249,8 +249,7 @@ def _allocate(path: Path) -> None:
     except OSError as err:
         if err.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
             return  # the filesystem cannot reserve blocks: nothing more to do
-        raise OSError(err.errno, f"no room for the {size / 2**20:.0f} MiB stack ({err.strerror})",
-                      str(path)) from err
+        raise
     finally:
         os.close(fd)
 
@@ -273,13 +272,16 @@ class StackWriter:
     def __enter__(self) -> StackWriter:
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
-        self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=2, overwrite=True)
+        size = (self.shape[0] * self.shape[1] * self.shape[2] * 4 + 1024) / 2**20
         try:
+            self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=2, overwrite=True)
             _allocate(tmp)
-        except OSError:
-            self._mrc.close()
+        except OSError as err:
+            if self._mrc is not None:
+                self._mrc.close()
             self._ctx.__exit__(*sys.exc_info())
-            raise
+            raise OSError(err.errno, f"cannot write the {size:.0f} MiB stack ({err.strerror}: is the disk "
+                          "full?)", str(self.path)) from err
         self._mrc.set_image_stack()
         if self.pixel_size_a:
             self._mrc.voxel_size = float(self.pixel_size_a)
