@@ -462,6 +462,7 @@ CASES: list[Case] = [
     Case(4, "a dead run's staging folder", _stale_staging_is_removed),
     Case(4, "a full disk during simulate (RLIMIT_FSIZE)", _full_disk),
     Case(4, "SIGTERM during simulate", _sigterm_simulate),
+    Case(4, "the disk fills up after reconstruct computed its maps", lambda f: _disk_full_at_the_end(f)),
     Case(4, "SIGTERM during train", _sigterm_train),
     # 5. training
     Case(5, "--resume without --epochs", _resume_keeps_the_schedule),
@@ -490,10 +491,101 @@ CASES: list[Case] = [
     Case(6, "recover --steps 0", refused(
         lambda f: ["recover", "--star", _star(f), "--model", f / "m.pt", "--steps", "0", "--out", f / "r.star"],
         "--steps")),
+    Case(6, "a .cs whose poses have 4 values", refused(
+        lambda f: ["convert", _cs_with_wide_poses(f), f / "x.star"], "alignments3D/pose",
+        names=lambda f: f / "wide.cs")),
+    Case(6, "an 80 KB pickle that asks for 28.8 GB", refused(
+        lambda f: ["convert", _huge_pickle(f), f / "x.star", "--images", copy_set(f) / "particles.mrcs"],
+        "does not fit its data", names=lambda f: f / "huge.pkl")),
+    Case(6, "a pickled string as cryoDRGN poses", refused(
+        lambda f: ["convert", _pickled_string(f), f / "x.star", "--images", copy_set(f) / "particles.mrcs"],
+        "string.pkl")),
+    Case(6, "recover with a NaN model", refused(
+        lambda f: ["recover", "--star", _star(f), "--model", _nan_model(f), "--out", f / "r.star"],
+        "not finite", names=lambda f: f / "nan.pt")),
     Case(6, "a pickled dict as cryoDRGN poses", refused(
         lambda f: ["convert", _pickled_dict_as_poses(f), f / "x.star", "--images", copy_set(f) / "particles.mrcs"],
         "poses.pkl")),
 ]
+
+
+def _disk_full_at_the_end(folder: Path) -> Outcome:
+    """The output folder's disk fills up after the computation: the maps are kept elsewhere."""
+    import errno
+    from unittest import mock
+
+    import napari_cryorient.cli.reconstruct as rc
+
+    real = rc.write_map
+    target = folder / "out"
+
+    def failing(path, *args, **kwargs):
+        if target in Path(path).parents:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *args, **kwargs)
+
+    target.mkdir()
+    with mock.patch.object(rc, "write_map", failing):
+        code, _, err = run_cli(["reconstruct", "--star", _star(folder), "--half-maps", "--out", target / "m.mrc"])
+    last = err.strip().splitlines()[-1] if err.strip() else ""  # the progress bar ends with \r
+    rescued = [p for p in last.split() if "cryorient-rescue-" in p]
+    kept = bool(rescued) and (Path(rescued[0]) / "m.mrc").exists()
+    ok = code == 2 and kept and not list(target.iterdir()) and "Traceback" not in err
+    return Outcome(ok, last[:220] if ok else f"exit {code}, kept {kept}, left {list(target.iterdir())}: {last[:200]}")
+
+
+def _cs_with_wide_poses(folder: Path) -> Path:
+    d = copy_set(folder)
+    n = 40
+    dtype = [("blob/path", "S64"), ("blob/idx", "<u4"), ("blob/psize_A", "<f4"), ("blob/shape", "<u4", (2,)),
+             ("alignments3D/pose", "<f4", (4,))]
+    data = np.zeros(n, dtype=dtype)
+    data["blob/path"] = str(d / "particles.mrcs").encode()
+    data["blob/idx"] = np.arange(n)
+    data["blob/psize_A"] = 4.0
+    data["blob/shape"] = 16
+    path = folder / "wide.cs"
+    with open(path, "wb") as f:
+        np.save(f, data)
+    return path
+
+
+class _HugeArray:
+    """Pickles as an ndarray that claims 28.8 GB of float64 with 80 KB of data."""
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+
+        state = (1, (120_000, 3, 10_000), np.dtype("<f8"), False, b"\0" * 80_000)
+        return _reconstruct, (np.ndarray, (0,), b"b"), state
+
+
+def _huge_pickle(folder: Path) -> Path:
+    path = folder / "huge.pkl"
+    with open(path, "wb") as f:
+        pickle.dump(_HugeArray(), f)
+    return path
+
+
+def _pickled_string(folder: Path) -> Path:
+    path = folder / "string.pkl"
+    with open(path, "wb") as f:
+        pickle.dump("not poses", f)
+    return path
+
+
+def _nan_model(folder: Path) -> Path:
+    d = copy_set(folder)
+    model = folder / "nan.pt"
+    run_cli(_train_args(d, model, epochs=1))
+    ck = torch.load(model, weights_only=True)
+    for state in (ck["model_state"], ck["best_state"]):
+        if state:
+            for v in state.values():
+                if v.is_floating_point():
+                    v.fill_(float("nan"))
+    torch.save(ck, model)
+    return model
 
 
 def _rescaled_map(folder: Path) -> None:

@@ -178,3 +178,21 @@ def particle_inputs(particles, path: Path) -> list[Path]:
     from ..io.output_guard import particle_files
 
     return particle_files(particles, path)
+
+
+def write_or_rescue(write: Callable[[Path], object], folder: Path, what: str) -> None:
+    """``write(folder)``; when that fails (a full disk, a folder gone read-only), write the
+    same files into a new temporary folder instead and report both in one ``OSError``, so
+    the result of a long computation is never lost."""
+    try:
+        write(folder)
+    except OSError as err:
+        import tempfile
+
+        rescue = Path(tempfile.mkdtemp(prefix="cryorient-rescue-"))
+        try:
+            write(rescue)
+        except OSError:
+            raise err from None
+        raise OSError(err.errno, f"{err.strerror or err}; the {what} were saved to {rescue} instead",
+                      err.filename) from err

@@ -27,6 +27,7 @@ from ._common import (
     particle_inputs,
     resolve_device,
     run_with_progress,
+    write_or_rescue,
 )
 from ._types import SEED
 
@@ -63,14 +64,18 @@ def main(args: argparse.Namespace) -> int:
                            seed=args.seed, device=device),
         unit="img",
     )
-    with staged_outputs(out.parent if str(out.parent) else Path(".")) as stage:
-        write_map(stage / out.name, result.volume, px)
-        if result.half_maps is not None:
-            h1, h2 = result.half_maps
-            write_map(stage / f"{out.stem}_half1.mrc", h1, px)
-            write_map(stage / f"{out.stem}_half2.mrc", h2, px)
-            fsc = fourier_shell_correlation(h1, h2, px)
-            (stage / f"{out.stem}_halves_fsc.json").write_text(json.dumps(fsc.to_dict(), indent=2))
+    fsc = fourier_shell_correlation(*result.half_maps, px) if result.half_maps is not None else None
+
+    def write(folder: Path) -> None:
+        with staged_outputs(folder) as stage:
+            write_map(stage / out.name, result.volume, px)
+            if result.half_maps is not None:
+                h1, h2 = result.half_maps
+                write_map(stage / f"{out.stem}_half1.mrc", h1, px)
+                write_map(stage / f"{out.stem}_half2.mrc", h2, px)
+                (stage / f"{out.stem}_halves_fsc.json").write_text(json.dumps(fsc.to_dict(), indent=2))
+
+    write_or_rescue(write, out.parent if str(out.parent) else Path("."), "maps")
     print(f"wrote {out} ({len(particles)} particles, {particles.box} px, {px:.3f} Å/px)")
     if result.half_maps is not None:
         print(f"half-map FSC: {fsc.resolution_0143_a:.2f} Å at 0.143, "

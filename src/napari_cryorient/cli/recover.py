@@ -30,6 +30,7 @@ from ._common import (
     particle_inputs,
     resolve_device,
     run_with_progress,
+    write_or_rescue,
 )
 from ._types import SEED, bounded_int
 
@@ -87,6 +88,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"refinement: half-map resolution {last['resolution_a']:.1f} Å, last iteration "
               f"moved poses by {last['mean_change_deg']:.1f}° on average")
     stack = args.particles if particles.source is None else None  # a bare .mrcs input
-    write_particle_set(args.out, particles.with_poses(result.rotations), stack=stack)
+    recovered = particles.with_poses(result.rotations)
+    write_or_rescue(lambda folder: write_particle_set(folder / args.out.name, recovered, stack=stack),
+                    args.out.parent, "recovered poses")
     print(f"wrote {args.out} ({len(particles)} particles, recovery loss {result.recovery.loss:.4f} rad²)")
     return 0

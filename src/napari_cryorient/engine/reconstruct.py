@@ -32,6 +32,7 @@ from .ctf import CTFParams, compute_ctf_rfft
 from .fourier import load_images, prepare_rfft
 from .frequencies import frequency_norm
 from .jobs import EngineError, Progress
+from .memory import check_memory
 from .particles import checked_arrays
 from .projector import radial_gridding_correction
 
@@ -215,6 +216,10 @@ def reconstruct_volume(
     pad = (padded - size) // 2
     chunk = chunk_size or _auto_chunk_size(padded)
     device = torch.device(device)
+    if device.type == "cpu":  # accumulators: complex64 + float32 per sample, per map, plus one finalise
+        maps = 3 if half_maps else 1
+        check_memory((maps + 2) * 12 * padded**2 * (padded // 2 + 1), f"reconstructing a {size}³ map",
+                     "use a smaller box (Fourier-crop the particles) or pad_factor 1")
     halves = np.random.default_rng(seed).permutation(n) % 2 if half_maps else np.zeros(n, int)
 
     try:

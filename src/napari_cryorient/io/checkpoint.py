@@ -38,7 +38,10 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path | None = None) 
     try:
         config = TrainConfig.from_dict(ckpt["config"])
         net = SiameseNet(config.encoder)
-        net.load_state_dict(ckpt["best_state"] or ckpt["model_state"])
+        state = ckpt["best_state"] or ckpt["model_state"]
+        net.load_state_dict(state)
+        if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+            raise InputError("the network's weights are not finite numbers (a diverged training?)", path)
         return DistanceModel(net.eval(), tuple(float(v) for v in ckpt["norm"]), int(ckpt["original_box"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise InputError(f"the checkpoint is incomplete or does not fit the network ({err})", path) from err

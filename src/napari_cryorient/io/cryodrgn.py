@@ -41,20 +41,59 @@ _ALLOWED = {
 }
 
 
+class _ArrayState:
+    """Stands in for ``numpy.ndarray`` while unpickling: the array is built from its state
+    only after its size was checked against the file's (a pickle can describe any shape in
+    a few bytes; allocating it first would let an 80 KB file ask for gigabytes)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: tuple) -> None:
+        if len(state) == 5:
+            state = state[1:]
+        shape, dtype, fortran, raw = state
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise pickle.UnpicklingError("arrays of Python objects are refused")
+        nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if nbytes > self.limit or not isinstance(raw, (bytes, bytearray)) or len(raw) != nbytes:
+            raise pickle.UnpicklingError(f"an array of shape {tuple(shape)} does not fit its data "
+                                         f"({nbytes} bytes asked for, the file has {self.limit})")
+        self.array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
 class _ArrayUnpickler(pickle.Unpickler):
+    def __init__(self, file: Any, limit: int) -> None:
+        super().__init__(file)
+        self.limit = limit
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if name == "_reconstruct":
+            return lambda *_args: _ArrayState(self.limit)
         return super().find_class(module, name)
+
+
+def _unwrap(obj: Any) -> Any:
+    if isinstance(obj, _ArrayState):
+        if obj.array is None:
+            raise pickle.UnpicklingError("an array without data")
+        return obj.array
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_unwrap(o) for o in obj)
+    return obj
 
 
 def _load_pickle(path: Path) -> Any:
     check_input_file(path, "a cryoDRGN .pkl file")
     try:
         with open(path, "rb") as f:
-            return _ArrayUnpickler(f).load()
+            # no array in the file can hold more data than the file itself
+            return _unwrap(_ArrayUnpickler(f, limit=path.stat().st_size).load())
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-            IndexError, KeyError) as err:
+            IndexError, KeyError, MemoryError) as err:
         raise InputError(f"not a cryoDRGN pickle of numpy arrays ({err})", path) from err
 
 

@@ -137,14 +137,22 @@ def read_cryosparc(path: str | Path, images_dir: str | Path | None = None) -> Pa
             particles["rlnCtfBfactor"] = data["ctf/bfactor"].astype(np.float64)
 
     if "alignments3D/pose" in names:
-        pose = np.asarray(data["alignments3D/pose"], dtype=np.float64).reshape(n, 3)
+        pose = np.asarray(data["alignments3D/pose"], dtype=np.float64)
+        if pose.size != 3 * n:
+            raise InputError(f"alignments3D/pose has {pose.size // max(n, 1)} values per particle, "
+                             "expected a rotation vector of 3", path)
+        pose = pose.reshape(n, 3)
         if not np.isfinite(pose).all():
             raise InputError("alignments3D/pose contains non-finite values", path)
         rotations = np.swapaxes(Rotation.from_rotvec(pose).as_matrix(), -1, -2)
         for col, values in zip(ANGLE_COLUMNS, so3.matrix_to_euler_relion(rotations).T, strict=True):
             particles[col] = values
         if "alignments3D/shift" in names:
-            shift = np.asarray(data["alignments3D/shift"], dtype=np.float64).reshape(n, 2)
+            shift = np.asarray(data["alignments3D/shift"], dtype=np.float64)
+            if shift.size != 2 * n:
+                raise InputError(f"alignments3D/shift has {shift.size // max(n, 1)} values per particle, "
+                                 "expected 2", path)
+            shift = shift.reshape(n, 2)
             px = optics_cols.get("rlnImagePixelSize")
             if px is None:
                 raise InputError("alignments3D/shift needs blob/psize_A to convert to Å", path)
