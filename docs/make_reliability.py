@@ -69,6 +69,9 @@ def main() -> int:
             print(f"{'ok ' if ok else 'FAIL'} {case.klass} {case.name}: {detail[:100]}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    commit += "-dirty" if dirty else ""
     lines = [PROMISES, f"## Cases tried ({sum(r[2] for r in rows)} of {len(rows)} keep the promise; "
              f"commit {commit}, {time.strftime('%Y-%m-%d')})", ""]
     for klass, title in CLASSES.items():

@@ -11,7 +11,7 @@ from .engine.distance_eval import DistanceEvaluation
 from .engine.fsc import FSCResult
 from .io.atomic_write import atomic_path
 
-__all__ = ["plot_distances", "plot_errors", "plot_fsc", "plot_losses"]
+__all__ = ["draw_fsc", "plot_distances", "plot_errors", "plot_fsc", "plot_losses"]
 
 
 def _figure(width: float = 5.5, height: float = 3.8):
@@ -28,18 +28,26 @@ def _save(fig, path: Path) -> None:
         fig.savefig(tmp, format="png")
 
 
-def plot_fsc(curves: dict[str, FSCResult], path: str | Path) -> None:
-    """FSC curves (label → result) with the 0.143 and 0.5 thresholds."""
-    fig, ax = _figure()
+def draw_fsc(ax: Any, curves: dict[str, FSCResult]) -> None:
+    """Draw FSC curves (label → result) on ``ax`` with the 0.143 and 0.5 thresholds labelled;
+    used by the saved plots, the Reconstruct widget and the export report."""
     for label, f in curves.items():
         ax.plot(f.frequency_inv_a[1:], f.fsc[1:],  # shell 0 (DC) is a single ±1 product
                 label=f"{label} ({f.resolution_05_a:.1f} Å @0.5, {f.resolution_0143_a:.1f} Å @0.143)")
     for t in (0.143, 0.5):
         ax.axhline(t, color="grey", lw=0.8, ls="--")
+        ax.annotate(f"{t:g}", (1.0, t), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                    textcoords="offset points", va="center", fontsize=7, color="grey")
     ax.set_xlabel("spatial frequency (1/Å)")
     ax.set_ylabel("FSC")
     ax.set_ylim(-0.1, 1.05)
     ax.legend(fontsize=7)
+
+
+def plot_fsc(curves: dict[str, FSCResult], path: str | Path) -> None:
+    """FSC curves (label → result) with the 0.143 and 0.5 thresholds, saved as PNG."""
+    fig, ax = _figure()
+    draw_fsc(ax, curves)
     _save(fig, Path(path))
 
 

@@ -82,6 +82,15 @@ def _resolve(raw: str, path: Path, images_dir: Path | None) -> Path:
     return beside if beside.exists() else candidate
 
 
+def _per_particle(data: np.ndarray, name: str, width: int, path: Path) -> np.ndarray:
+    """`(n, width)` float64 values of a field; :class:`InputError` for another width."""
+    values = np.asarray(data[name], dtype=np.float64)
+    n = len(data)
+    if values.size != width * n:
+        raise InputError(f"{name} has {values.size // max(n, 1)} values per particle, expected {width}", path)
+    return values.reshape(n, width)
+
+
 def read_cryosparc(path: str | Path, images_dir: str | Path | None = None) -> ParticleTable:
     """Read a cryoSPARC ``.cs`` particle file.
 
@@ -137,22 +146,14 @@ def read_cryosparc(path: str | Path, images_dir: str | Path | None = None) -> Pa
             particles["rlnCtfBfactor"] = data["ctf/bfactor"].astype(np.float64)
 
     if "alignments3D/pose" in names:
-        pose = np.asarray(data["alignments3D/pose"], dtype=np.float64)
-        if pose.size != 3 * n:
-            raise InputError(f"alignments3D/pose has {pose.size // max(n, 1)} values per particle, "
-                             "expected a rotation vector of 3", path)
-        pose = pose.reshape(n, 3)
+        pose = _per_particle(data, "alignments3D/pose", 3, path)
         if not np.isfinite(pose).all():
             raise InputError("alignments3D/pose contains non-finite values", path)
         rotations = np.swapaxes(Rotation.from_rotvec(pose).as_matrix(), -1, -2)
         for col, values in zip(ANGLE_COLUMNS, so3.matrix_to_euler_relion(rotations).T, strict=True):
             particles[col] = values
         if "alignments3D/shift" in names:
-            shift = np.asarray(data["alignments3D/shift"], dtype=np.float64)
-            if shift.size != 2 * n:
-                raise InputError(f"alignments3D/shift has {shift.size // max(n, 1)} values per particle, "
-                                 "expected 2", path)
-            shift = shift.reshape(n, 2)
+            shift = _per_particle(data, "alignments3D/shift", 2, path)
             px = optics_cols.get("rlnImagePixelSize")
             if px is None:
                 raise InputError("alignments3D/shift needs blob/psize_A to convert to Å", path)

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..engine.jobs import Progress
 from ..io import StackWriter, staged_outputs, write_map, write_particles
 from ..io.checkpoint import save_model
+from ..plots import draw_fsc
 from ..plugin.layer_data import pose_features
 from ._jobs import JobRunner
 from ._session import get_session
@@ -156,9 +157,6 @@ def _write_report(snap: _Snapshot, stage: Path) -> None:
         ax2.set_title("orientation error (°)")
     if snap.fsc is not None:
         half, truth = snap.fsc
-        ax3.plot(half.frequency_inv_a[1:], half.fsc[1:], label="half-maps")
-        if truth is not None:
-            ax3.plot(truth.best.frequency_inv_a[1:], truth.best.fsc[1:], label="vs truth")
+        draw_fsc(ax3, {"half-maps": half, **({"vs truth": truth.best} if truth is not None else {})})
         ax3.set_title("FSC")
-        ax3.legend(fontsize=7)
     fig.savefig(stage / "report.png", dpi=100)

@@ -13,6 +13,7 @@ from ..engine.projector import FourierProjector
 from ..engine.reconstruct import CTF_CORRECTIONS, reconstruct_volume
 from ..io.errors import InputError
 from ..method import score_map
+from ..plots import draw_fsc
 from ..plugin.layer_data import image_layer_data
 from ._base import JobWidget
 from ._plots import PlotCanvas
@@ -89,24 +90,13 @@ class ReconstructWidget(JobWidget):
         self.viewer.add_image(data, **kw)
         ax = self.fsc_plot.axes
         ax.clear()
-        ax.plot(
-            half.frequency_inv_a[1:], half.fsc[1:], label=f"half-maps (0.143: {half.resolution_0143_a:.1f} Å)"
-        )
+        curves = {"half-maps": half}
         text = f"half-map FSC 0.143: {half.resolution_0143_a:.1f} Å"
         if truth is not None:
             best = truth.best
-            ax.plot(
-                best.frequency_inv_a[1:],
-                best.fsc[1:],
-                label=f"vs ground truth, {truth.hand} hand (0.5: {best.resolution_05_a:.1f} Å)",
-            )
+            curves[f"vs ground truth, {truth.hand} hand"] = best
             text += f"; vs ground truth FSC 0.5: {best.resolution_05_a:.1f} Å ({truth.hand} hand)"
-        for t in (0.143, 0.5):
-            ax.axhline(t, color="gray", lw=0.5, ls=":")
-        ax.set_xlabel("spatial frequency (1/Å)")
-        ax.set_ylabel("FSC")
-        ax.set_ylim(-0.1, 1.05)
-        ax.legend(fontsize=7)
+        draw_fsc(ax, curves)
         self.fsc_plot.redraw()
         self.status.setText(text)
         self.session.metrics.update(half_map_resolution_a=half.resolution_0143_a)
