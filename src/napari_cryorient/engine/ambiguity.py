@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from . import so3
 from .ctf import CTFParams, compute_ctf_rfft
+from .fourier import prepare_rfft
 from .jobs import EngineError, Progress
 
 __all__ = ["AmbiguityResult", "apply_correction", "polar_fourier_lines", "resolve_ambiguity"]
@@ -74,9 +75,11 @@ def polar_fourier_lines(
     ``ctf_signs`` `(n, d, d // 2 + 1)` flips phases first (unshifted rfft layout).
     """
     n, d = images.shape[0], images.shape[-1]
-    centred = torch.fft.ifftshift(images.to(torch.float32), dim=(-2, -1))  # centre -> origin
-    if ctf_signs is not None:
-        centred = torch.fft.irfft2(torch.fft.rfft2(centred) * ctf_signs, s=(d, d))
+    images = images.to(torch.float32)
+    if ctf_signs is not None:  # phase-flipped, centre at the origin
+        centred = torch.fft.irfft2(prepare_rfft(images, 1.0) * ctf_signs, s=(d, d))
+    else:
+        centred = torch.fft.ifftshift(images, dim=(-2, -1))  # centre -> origin
     full = torch.fft.fftshift(torch.fft.fft2(centred), dim=(-2, -1))  # DC at pixel d // 2
     theta = torch.arange(n_angles, dtype=torch.float32) * (2 * torch.pi / n_angles)
     r = torch.arange(*radii, dtype=torch.float32)

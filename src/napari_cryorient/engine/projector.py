@@ -15,7 +15,24 @@ import torch
 import torch.nn.functional as F
 from torch_fourier_slice import extract_central_slices_rfft_3d
 
-__all__ = ["FourierProjector", "radial_gridding_correction"]
+__all__ = ["FourierProjector", "gridding_corrected_padded", "radial_gridding_correction"]
+
+
+def gridding_corrected_padded(volume: torch.Tensor, pad_factor: float, device: torch.device | str
+                              ) -> tuple[torch.Tensor, int]:
+    """The one preparation of a map for Fourier-slice sampling (projector and refinement):
+    divided by :func:`radial_gridding_correction`, zero-padded by ``pad_factor`` (RELION).
+
+    Returns the `(p, p, p)` float32 padded map (centre at voxel ``p // 2``) and the padding
+    on each side in voxels."""
+    if volume.ndim != 3 or len(set(volume.shape)) != 1:
+        raise ValueError(f"volume must be cubic (d, d, d), got {tuple(volume.shape)}")
+    if pad_factor < 1.0:
+        raise ValueError("pad_factor must be >= 1")
+    d = volume.shape[-1]
+    vol = volume.to(device, torch.float32) / radial_gridding_correction(d, pad_factor, device=device)
+    pad = int(d * (pad_factor - 1.0)) // 2
+    return (F.pad(vol, [pad] * 6) if pad else vol), pad
 
 
 def radial_gridding_correction(size: int, pad_factor: float, device=None) -> torch.Tensor:
@@ -45,18 +62,9 @@ class FourierProjector:
     def __init__(
         self, volume: torch.Tensor, pad_factor: float = 2.0, device: torch.device | str = "cpu"
     ) -> None:
-        if volume.ndim != 3 or len(set(volume.shape)) != 1:
-            raise ValueError(f"volume must be cubic (d, d, d), got {tuple(volume.shape)}")
-        if pad_factor < 1.0:
-            raise ValueError("pad_factor must be >= 1")
-        d = volume.shape[-1]
-        self.size = d
+        self.size = volume.shape[-1]
         self.device = torch.device(device)
-        vol = volume.to(self.device, torch.float32)
-        vol = vol / radial_gridding_correction(d, pad_factor, device=self.device)
-        self._pad = int(d * (pad_factor - 1.0)) // 2
-        if self._pad:
-            vol = F.pad(vol, [self._pad] * 6)
+        vol, self._pad = gridding_corrected_padded(volume, pad_factor, self.device)
         self.padded_size = vol.shape[-1]
         dft = torch.fft.rfftn(torch.fft.ifftshift(vol, dim=(-3, -2, -1)), dim=(-3, -2, -1))
         self._dft = torch.fft.fftshift(dft, dim=(-3, -2))

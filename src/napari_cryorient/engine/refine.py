@@ -43,7 +43,7 @@ from .frequencies import frequency_grid, friedel_weights, shell_indices
 from .fsc import fourier_shell_correlation
 from .jobs import EngineError, Progress, forward
 from .particles import checked_arrays
-from .projector import radial_gridding_correction
+from .projector import gridding_corrected_padded
 from .reconstruct import reconstruct_volume
 from .so3 import matrix_to_quaternion, quaternion_to_matrix, relative_angle_deg
 
@@ -172,10 +172,7 @@ class _Matcher:
 
     def __init__(self, volume: torch.Tensor, fmax: float, pad_factor: float, device: torch.device):
         d = volume.shape[-1]
-        vol = volume.to(device, torch.float32) / radial_gridding_correction(d, pad_factor, device=device)
-        pad = int(d * (pad_factor - 1.0)) // 2
-        if pad:
-            vol = F.pad(vol, [pad] * 6)
+        vol, _ = gridding_corrected_padded(volume, pad_factor, device)
         p = vol.shape[-1]
         self.p = p
         dims = (-3, -2, -1)

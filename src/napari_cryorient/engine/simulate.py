@@ -23,7 +23,7 @@ import torch
 
 from . import so3
 from .ctf import CTFParams, compute_ctf_rfft
-from .fourier import phase_shift_rfft_2d
+from .fourier import prepare_rfft
 from .jobs import EngineError, Progress, forward
 from .projector import FourierProjector
 
@@ -177,19 +177,20 @@ def _make_output(n: int, box: int, sink: ImageSink | None) -> tuple[np.ndarray |
 
 def _apply_shift_and_ctf(
     images: torch.Tensor,
-    shifts_px: torch.Tensor | None,
+    pixel_size_a: float,
+    shifts_a: np.ndarray | None,
     ctf: torch.Tensor | None,
 ) -> torch.Tensor:
-    if shifts_px is None and ctf is None:
+    """The image formation after projection: translate by ``−origin`` (RELION: the image
+    shows the projection moved by −origin) and multiply by the CTF — the inverse of the
+    one image preparation :func:`~napari_cryorient.engine.fourier.prepare_rfft`."""
+    if shifts_a is None and ctf is None:
         return images
     n = images.shape[-1]
-    f = torch.fft.rfft2(images)
-    if shifts_px is not None:
-        # RELION: the image shows the projection moved by -origin
-        f = phase_shift_rfft_2d(f, -shifts_px, n)
+    f = prepare_rfft(images, pixel_size_a, None if shifts_a is None else -shifts_a)
     if ctf is not None:
         f = f * ctf
-    return torch.fft.irfft2(f, s=(n, n))
+    return torch.fft.fftshift(torch.fft.irfft2(f, s=(n, n)), dim=(-2, -1))
 
 
 def project_particles(
@@ -249,14 +250,14 @@ def project_particles(
         for start in range(0, n, chunk_size):
             stop = min(n, start + chunk_size)
             images = projector.project(torch.from_numpy(rotations[start:stop]))
-            shifts = torch.from_numpy(shifts_a[start:stop] / pixel_size_a).to(images.device)
             ctf_img = (
                 compute_ctf_rfft(ctf.subset(slice(start, stop)), box, pixel_size_a, images.device)
                 if ctf is not None
                 else None
             )
-            has_shift = bool(np.any(shifts_a[start:stop] != 0))
-            images = _apply_shift_and_ctf(images, shifts if has_shift else None, ctf_img)
+            shifts = shifts_a[start:stop]
+            has_shift = bool(np.any(shifts != 0))
+            images = _apply_shift_and_ctf(images, pixel_size_a, shifts if has_shift else None, ctf_img)
             store(start, images.cpu().numpy().astype(np.float32, copy=False))
             yield Progress("project", stop, n)
     except EngineError:
