@@ -326,3 +326,37 @@ def test_stopped_recovery_keeps_its_estimate_and_vectors_show(make_napari_viewer
     vectors = viewer.layers["in-plane directions"].data
     assert vectors.shape == (200, 2, 3)
     assert rec.session.poses.shape == (200, 3, 3)
+
+
+def test_a_new_data_set_keeps_the_model_and_discards_results_of_the_old_one(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    _small_dataset(viewer, qtbot, n=200)
+    t = _train(viewer, qtbot, epochs=1)
+    checkpoint = t.session.checkpoint
+    rec = RecoverWidget(viewer)
+    rec.steps.value, rec.restarts.value, rec.refine.value = 2000, 1, False
+    rec.start()
+    qtbot.waitUntil(lambda: getattr(rec, "_estimate", None) is not None, timeout=60_000)
+    # a new data set (another size) is adopted while the recovery runs
+    _small_dataset(viewer, qtbot, n=150)
+    qtbot.waitUntil(lambda: not rec.runner.running, timeout=180_000)
+    assert "discarded" in rec.status.text()
+    assert rec.session.poses is None and "recovered poses" not in viewer.layers
+    # the network survived the change and recovers the new set
+    assert rec.session.checkpoint is checkpoint
+    rec.steps.value = 30
+    rec.start()
+    qtbot.waitUntil(lambda: not rec.runner.running, timeout=120_000)
+    assert rec.session.poses.shape == (150, 3, 3) and len(viewer.layers["recovered poses"].data) == 150
+    assert not errors, errors
+
+
+def test_the_sample_molecule_does_not_change_with_the_seed(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    w = DatasetWidget(viewer)
+    w.box.value, w.pixel.value = 32, 4.0
+    maps = []
+    for seed in (0, 1):
+        w.seed.value = seed
+        maps.append(w._volume()[0].numpy())
+    np.testing.assert_array_equal(maps[0], maps[1])

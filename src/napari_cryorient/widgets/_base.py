@@ -25,6 +25,9 @@ class JobWidget(QWidget):
 
     section = "job"
     title = "Job"
+    #: a job's result belongs to the data set it started on: when another one was adopted
+    #: meanwhile, the result is discarded (the Dataset widget, which makes data sets, opts out)
+    owns_dataset = True
 
     def __init__(self, napari_viewer: Any, form: Container, start_text: str = "Start") -> None:
         super().__init__()
@@ -86,6 +89,7 @@ class JobWidget(QWidget):
             show_error(f"{self.title}: {err}")
             return
         save_settings(self.section, self.form)
+        self._started_on = self.session.dataset
         self.start_button.enabled = False
         self.stop_button.enabled = True
         self._summary = ""
@@ -96,6 +100,10 @@ class JobWidget(QWidget):
         self.runner.stop()
 
     def _result(self, result: Any) -> None:
+        if self.owns_dataset and self.session.dataset is not getattr(self, "_started_on", None):
+            self._summary = "discarded: the data set changed while the job ran; start it again"
+            self.status.setText(self._summary)
+            return
         self.on_result(result)
         self._summary = self.status.text()
 

@@ -119,8 +119,9 @@ class Session:
     current: int = 0
 
     def set_dataset(self, dataset: Dataset) -> None:
-        """Adopt a new particle set: every result of the previous one is dropped first."""
-        self.trainer = self.checkpoint = self.features = self.poses = self.errors_deg = None
+        """Adopt a new particle set: every result of the previous one is dropped first; the
+        distance network is kept (it is checked against the new images when it is used)."""
+        self.trainer = self.features = self.poses = self.errors_deg = None
         self.volume = self.projector = self.fsc = None
         self.metrics = {}
         self.current = 0

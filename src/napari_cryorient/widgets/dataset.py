@@ -37,7 +37,11 @@ class DatasetWidget(JobWidget):
     opened layers as the data set."""
 
     section = "dataset"
-    title = "Simulate particles"
+    owns_dataset = False
+
+    @property
+    def title(self) -> str:  # what the notifications of this widget are prefixed with
+        return "Simulate particles" if self.source.value == "simulate" else "Use opened particles"
 
     def __init__(self, napari_viewer: Any) -> None:
         self.source = ComboBox(
@@ -135,7 +139,8 @@ class DatasetWidget(JobWidget):
         choice = self.volume.value
         box, px = self.box.value, self.pixel.value
         if choice == SAMPLE or choice is None:
-            return make_sample_volume("pseudo-protein", box, px, self.seed.value), px
+            # the sample molecule is one molecule: the seed draws poses and noise, not a new protein
+            return make_sample_volume("pseudo-protein", box, px, 0), px
         data = np.asarray(choice.data, dtype=np.float32)
         layer_px = float((choice.metadata or {}).get("pixel_size_a") or choice.scale[-1])
         vol = normalise_volume(torch.from_numpy(data))

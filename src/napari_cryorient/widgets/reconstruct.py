@@ -41,6 +41,12 @@ class ReconstructWidget(JobWidget):
         super().__init__(napari_viewer, form, start_text="Reconstruct")
         self.fsc_plot = PlotCanvas()
         self.layout().addWidget(self.fsc_plot)
+        self.session.events.dataset.connect(self._drop_layer)
+
+    def _drop_layer(self) -> None:
+        """The map of an older data set is removed when another one is adopted."""
+        if LAYER in self.viewer.layers:
+            self.viewer.layers.remove(LAYER)
 
     def make_job(self):
         ds = self.require_dataset()

@@ -51,6 +51,13 @@ class RecoverWidget(JobWidget):
         self.layout().addWidget(self.loss_plot)
         self.layout().addWidget(self.error_plot)
         self._losses: list[float] = []
+        self.session.events.dataset.connect(self._drop_layers)
+
+    def _drop_layers(self) -> None:
+        """Poses of an older data set are removed when another one is adopted."""
+        for name in (LAYER, VECTORS):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
 
     def make_job(self):
         ds = self.require_dataset()
