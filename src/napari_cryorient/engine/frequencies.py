@@ -10,6 +10,8 @@ when ``spacing`` is the pixel size in Å).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 __all__ = ["frequency_grid", "frequency_norm", "friedel_weights", "shell_indices"]
@@ -35,23 +37,16 @@ def frequency_grid(
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 
-def frequency_norm(
-    shape: tuple[int, ...],
-    rfft: bool = True,
-    fftshift: bool = False,
-    spacing: float = 1.0,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """`fft_shape` magnitude ``|k|`` of :func:`frequency_grid`."""
-    return frequency_grid(shape, rfft, fftshift, spacing, dtype, device).pow(2).sum(-1).sqrt()
+def frequency_norm(shape: tuple[int, ...], **options: Any) -> torch.Tensor:
+    """`fft_shape` magnitude ``|k|`` of :func:`frequency_grid` (same ``options``)."""
+    return frequency_grid(shape, **options).pow(2).sum(-1).sqrt()
 
 
 def shell_indices(shape: tuple[int, ...], dtype: torch.dtype = torch.float64,
                   device: torch.device | str | None = None) -> torch.Tensor:
     """`fft_shape` integer Fourier shell ``round(|k| · n)`` of each rfft sample (``n`` =
     ``shape[-1]``; shell ``s`` is the frequency ``s / (n · pixel size)``)."""
-    return torch.round(frequency_norm(shape, True, False, 1.0, dtype, device) * shape[-1]).long()
+    return torch.round(frequency_norm(shape, dtype=dtype, device=device) * shape[-1]).long()
 
 
 def friedel_weights(shape: tuple[int, ...], dtype: torch.dtype = torch.float64,
