@@ -286,6 +286,31 @@ def test_closing_the_widget_stops_its_worker(make_napari_viewer, qtbot):
     assert t.session.trainer.step < 100 * 50
 
 
+def test_napari_close_button_on_the_dock_stops_the_job(make_napari_viewer, qtbot):
+    """What napari's × does: the dock widget's destroyOnClose (the panel is un-parented)."""
+    viewer = make_napari_viewer()
+    _small_dataset(viewer, qtbot, n=200)
+    t = TrainWidget(viewer)
+    dock = viewer.window.add_dock_widget(t, name="Train")
+    t.epochs.value, t.steps.value, t.anchors.value, t.wbox.value, t.device.value = 100, 50, 8, 16, "cpu"
+    t.start()
+    qtbot.waitUntil(lambda: t.session.trainer is not None and t.session.trainer.step >= 2, timeout=60_000)
+    dock.destroyOnClose()
+    qtbot.waitUntil(lambda: not t.runner.running, timeout=5_000)
+    step = t.session.trainer.step
+    assert step < 100 * 50
+    # a new panel (as the plugin menu makes) resumes the same training without error
+    again = TrainWidget(viewer)
+    viewer.window.add_dock_widget(again, name="Train again")
+    again.epochs.value, again.steps.value, again.anchors.value, again.wbox.value = 100, 50, 8, 16
+    again.device.value = "cpu"
+    again.start()
+    qtbot.waitUntil(lambda: again.session.trainer.step > step, timeout=60_000)
+    again.stop()
+    qtbot.waitUntil(lambda: not again.runner.running, timeout=10_000)
+    assert again.runner.error is None
+
+
 def test_dataset_adopts_an_opened_star_and_preprocesses_it(make_napari_viewer, qtbot, shared_data, errors):
     viewer = make_napari_viewer()
     w = DatasetWidget(viewer)

@@ -6,6 +6,7 @@ from typing import Any
 
 from magicgui.widgets import Container, PushButton
 from napari.utils.notifications import show_error
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine.inference import DistanceModel
@@ -120,3 +121,13 @@ class JobWidget(QWidget):
     def closeEvent(self, event) -> None:
         self.runner.stop()
         super().closeEvent(event)
+
+    def event(self, event: QEvent) -> bool:
+        """napari's × on a dock widget does not close the panel: it takes it out of its dock
+        (``setParent(None)``). A panel that leaves its dock stops its job."""
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif getattr(self, "_docked", False):
+                self.runner.stop()
+        return super().event(event)
