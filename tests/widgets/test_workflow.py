@@ -385,3 +385,14 @@ def test_the_sample_molecule_does_not_change_with_the_seed(make_napari_viewer, q
         w.seed.value = seed
         maps.append(w._volume()[0].numpy())
     np.testing.assert_array_equal(maps[0], maps[1])
+
+
+def test_a_map_is_never_offered_as_a_particle_stack(make_napari_viewer):
+    viewer = make_napari_viewer()
+    (vol,) = viewer.open_sample("napari-cryorient", "pseudo-protein")
+    stack, _ = viewer.open_sample("napari-cryorient", "particles")
+    w = DatasetWidget(viewer)
+    w.source.value = "use opened layers"
+    w.form.reset_choices()
+    offered = [c for c in w.stack.choices]
+    assert stack in offered and vol not in offered
