@@ -394,5 +394,5 @@ def test_a_map_is_never_offered_as_a_particle_stack(make_napari_viewer):
     w = DatasetWidget(viewer)
     w.source.value = "use opened layers"
     w.form.reset_choices()
-    offered = [c for c in w.stack.choices]
+    offered = list(w.stack.choices)
     assert stack in offered and vol not in offered
