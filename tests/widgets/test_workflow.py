@@ -396,3 +396,23 @@ def test_a_map_is_never_offered_as_a_particle_stack(make_napari_viewer):
     w.form.reset_choices()
     offered = list(w.stack.choices)
     assert stack in offered and vol not in offered
+
+
+def test_the_half_map_fsc_is_shown_beside_random_poses_and_warns_when_no_better(make_napari_viewer, qtbot,
+                                                                                 errors):
+    from napari_cryorient.engine import so3 as rotations
+
+    viewer = make_napari_viewer()
+    ds = _small_dataset(viewer, qtbot, n=300).session.dataset
+    recon = ReconstructWidget(viewer)
+    recon.poses.value = "true"
+    recon.start()
+    qtbot.waitUntil(lambda: not recon.runner.running, timeout=120_000)
+    assert "random poses give" in recon.status.text() and "WARNING" not in recon.status.text()
+    assert len(recon.fsc_plot.axes.lines) >= 2  # ours and the baseline
+    recon.session.poses = rotations.sample_uniform_so3(len(ds), np.random.default_rng(0))
+    recon.poses.value = "recovered"
+    recon.start()
+    qtbot.waitUntil(lambda: not recon.runner.running, timeout=120_000)
+    assert "WARNING" in recon.status.text() and "no better than random" in recon.status.text()
+    assert not errors, errors

@@ -7,7 +7,7 @@ that returns a typed result), composed by the CLI, the widgets and the benchmark
 """
 
 from .demo import DemoConfig, load_demo_volume, run_demo
-from .evaluate import MapScore, PoseMetrics, evaluate_poses, score_map
+from .evaluate import MapScore, PoseMetrics, evaluate_poses, random_pose_baseline, score_map
 from .recover import PoseRecovery, RecoverySettings, recover_poses
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "RecoverySettings",
     "evaluate_poses",
     "load_demo_volume",
+    "random_pose_baseline",
     "recover_poses",
     "run_demo",
     "score_map",

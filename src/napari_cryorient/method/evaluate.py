@@ -14,9 +14,11 @@ import torch
 from ..engine import so3
 from ..engine.align import AlignmentResult, align_harmless, align_to_reference
 from ..engine.fsc import FSCResult, HandComparison, compare_with_reference, fourier_shell_correlation
-from ..engine.reconstruct import ReconstructionResult
+from ..engine.jobs import Job, forward
+from ..engine.particles import Particles
+from ..engine.reconstruct import ReconstructionResult, reconstruct_volume
 
-__all__ = ["MapScore", "PoseMetrics", "evaluate_poses", "score_map"]
+__all__ = ["MapScore", "PoseMetrics", "evaluate_poses", "random_pose_baseline", "score_map"]
 
 
 def _as_quaternions(poses: np.ndarray) -> np.ndarray:
@@ -75,6 +77,23 @@ class MapScore:
 
     half_maps: FSCResult | None
     truth: HandComparison | None
+
+
+def random_pose_baseline(particles: Particles, ctf_correction: str = "none", regularisation: float = 1e-3,
+                         seed: int = 0) -> Job[FSCResult]:
+    """The half-map FSC the same images give with uniformly random poses: what a half-map
+    FSC without a truth must beat before it means anything (noise alone correlates at low
+    frequency, and both halves share the reconstruction's regularisation and mask).
+
+    Yields ``Progress`` (stage ``baseline``); returns the half-map FSC of the random poses.
+    """
+    poses = so3.sample_orientations(len(particles), "uniform", seed=seed + 12345)
+    rec = yield from forward(
+        reconstruct_volume(particles.images, poses, particles.require_pixel_size(),
+                           shifts_a=particles.shifts_a, ctf=particles.ctf, ctf_correction=ctf_correction,
+                           half_maps=True, seed=seed, regularisation=regularisation),
+        "baseline", message="random poses")
+    return fourier_shell_correlation(*rec.half_maps, rec.pixel_size_a)
 
 
 def score_map(rec: ReconstructionResult, truth: np.ndarray | torch.Tensor | None = None) -> MapScore:

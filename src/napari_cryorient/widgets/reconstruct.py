@@ -12,7 +12,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox
 from ..engine.projector import FourierProjector
 from ..engine.reconstruct import CTF_CORRECTIONS, reconstruct_volume
 from ..io.errors import InputError
-from ..method import score_map
+from ..method import random_pose_baseline, score_map
 from ..plots import draw_fsc
 from ..plugin.layer_data import image_layer_data
 from ._base import JobWidget
@@ -59,6 +59,7 @@ class ReconstructWidget(JobWidget):
         if self.ctf.value != "none" and ds.ctf is None:
             raise ValueError("CTF correction needs CTF parameters; this data set has none")
         ctf_mode, reg = self.ctf.value, self.reg.value
+        particles = ds.particles.with_images(ds.images, ds.pixel_size_a)
 
         def job():
             rec = yield from reconstruct_volume(
@@ -71,13 +72,14 @@ class ReconstructWidget(JobWidget):
                 half_maps=True,
                 regularisation=reg,
             )
-            # the FSCs and the inspector's projector too, off the main thread
-            return rec, score_map(rec, ds.volume), FourierProjector(torch.from_numpy(rec.volume))
+            # the FSCs, the random-pose baseline and the inspector's projector: off the main thread
+            baseline = yield from random_pose_baseline(particles, ctf_mode, reg)
+            return rec, score_map(rec, ds.volume), FourierProjector(torch.from_numpy(rec.volume)), baseline
 
         return job
 
     def on_result(self, result: Any) -> None:
-        rec, score, projector = result
+        rec, score, projector, baseline = result
         px = rec.pixel_size_a
         half, truth = score.half_maps, score.truth
         self.session.fsc = (half, truth)
@@ -96,8 +98,12 @@ class ReconstructWidget(JobWidget):
         self.viewer.add_image(data, **kw)
         ax = self.fsc_plot.axes
         ax.clear()
-        curves = {"half-maps": half}
-        text = f"half-map FSC 0.143: {half.resolution_0143_a:.1f} Å"
+        curves = {"half-maps": half, "half-maps, random poses (baseline)": baseline}
+        text = (f"half-map FSC 0.143: {half.resolution_0143_a:.1f} Å (random poses give "
+                f"{baseline.resolution_0143_a:.1f} Å)")
+        if half.resolution_0143_a >= 0.9 * baseline.resolution_0143_a:
+            text = ("WARNING: these poses are no better than random poses — "
+                    + text + "; do not trust this map")
         if truth is not None:
             best = truth.best
             curves[f"vs ground truth, {truth.hand} hand"] = best
