@@ -136,5 +136,5 @@ def test_inplane_augmentation_matches_the_pose_update(small_map, rng):
 def test_a_too_small_validation_fraction_says_what_to_set():
     from napari_cryorient.engine.train import TrainConfig
 
-    with pytest.raises(ValueError, match="holds out 1 of 120 particles.*raise it to 0.029"):
+    with pytest.raises(ValueError, match="holds out 1 of 120; .*raise it to 0.029"):
         TrainConfig(val_fraction=0.01).validate(120)

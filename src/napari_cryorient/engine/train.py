@@ -112,11 +112,11 @@ class TrainConfig:
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.anchors_per_batch < 2:
             raise ValueError("epochs, steps_per_epoch >= 1 and anchors_per_batch >= 2 required")
         n_val = int(round(self.val_fraction * n_particles))
-        if n_val < 3:
-            raise ValueError(f"a validation fraction of {self.val_fraction:g} holds out {n_val} of "
-                             f"{n_particles} particles; at least 3 are needed: raise it to "
-                             f"{min(0.5, 3.5 / n_particles):.2g} or more")
-        if n_particles - n_val < 4:
+        if n_val < 3 and n_particles >= 7:
+            raise ValueError(f"too few particles held out for validation: a fraction of "
+                             f"{self.val_fraction:g} holds out {n_val} of {n_particles}; at least 3 are "
+                             f"needed: raise it to {3.5 / n_particles:.2g} or more")
+        if n_val < 3 or n_particles - n_val < 4:
             raise ValueError(f"{n_particles} particles are too few to train (need >= 4 for training "
                              f"and >= 3 for validation)")
 
