@@ -28,13 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cryorient.engine import so3
-from napari_cryorient.engine.align import align_harmless, align_to_reference
 from napari_cryorient.engine.jobs import run_job
 from napari_cryorient.engine.particles import Particles
 from napari_cryorient.io import read_particles
 from napari_cryorient.io.checkpoint import load_model
-from napari_cryorient.method import RecoverySettings, recover_poses
+from napari_cryorient.method import RecoverySettings, evaluate_poses, recover_poses
 
 from . import method
 from ._load import LoadSampler, shared_mark
@@ -113,15 +111,12 @@ def estimate_ours(images: np.ndarray, pixel_size_a: float, model_path: Path, see
 
 def score(estimate: Estimate, truth: np.ndarray) -> dict:
     """O(4) and harmless-only errors (degrees) of an estimate against the true poses."""
-    q = so3.matrix_to_quaternion(estimate.rotations)
-    q_true = so3.matrix_to_quaternion(truth)
-    full = align_to_reference(q, q_true)
-    harmless = align_harmless(q, q_true, allow_hand_flip=True)
+    metrics = evaluate_poses(estimate.rotations, truth)
     return {
         "seconds": estimate.seconds,
-        "error_mean_deg": full.mean_deg,
-        "error_median_deg": full.median_deg,
-        "error_harmless_mean_deg": harmless.mean_deg,
+        "error_mean_deg": metrics.o4.mean_deg,
+        "error_median_deg": metrics.o4.median_deg,
+        "error_harmless_mean_deg": metrics.harmless.mean_deg,
     }
 
 

@@ -115,10 +115,8 @@ def resolve_device(args: argparse.Namespace) -> torch.device:
     """Apply ``--threads`` and turn ``--device`` into a checked torch device."""
     from ..engine.device import resolve_device as engine_device
 
-    threads = getattr(args, "threads", None)
+    threads = getattr(args, "threads", None)  # bounded by its argparse type
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     return engine_device(getattr(args, "device", "auto"))
 
@@ -157,12 +155,9 @@ def load_particles(args: argparse.Namespace, path: Path | None = None, check_val
     ``need_poses``: the command needs orientations (refused before the images are read)."""
     from ..io.particles import read_particle_set
 
-    px = getattr(args, "pixel_size", None)
-    if px is not None and not (px > 0 and px < float("inf")):
-        raise ValueError(f"--pixel-size must be a positive number of Å, got {px}")
     return read_particle_set(path or args.particles, images=args.images, ctf=args.ctf_pkl,
-                             pixel_size_a=px, images_dir=args.images_dir, check_values=check_values,
-                             need_poses=need_poses)
+                             pixel_size_a=getattr(args, "pixel_size", None), images_dir=args.images_dir,
+                             check_values=check_values, need_poses=need_poses)
 
 
 def check_paths(inputs: list, outputs: list, folders: list | tuple = ()) -> None:

@@ -41,8 +41,6 @@ def main(args: argparse.Namespace) -> int:
     out_suffix = args.output.suffix.lower()
     if out_suffix not in (".star", ".pkl"):
         raise InputError("output must be a .star or a cryoDRGN .pkl file", args.output)
-    if args.output.resolve() == args.particles.resolve():
-        raise InputError("output would overwrite the input", args.output)
     try:
         particles = load_particles(args, check_values=False)
     except MissingImagesError as err:

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .frequencies import frequency_grid
+
 __all__ = [
-    "fftfreq_grid_2d",
     "fourier_resize_images",
     "fourier_resize_volume",
     "load_images",
@@ -22,18 +23,6 @@ __all__ = [
     "prepare_rfft",
     "shift_images",
 ]
-
-
-def fftfreq_grid_2d(
-    size: int, rfft: bool = True, device: torch.device | str | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frequencies (cycles/pixel) ``(fy, fx)`` of an unshifted 2D (r)fft of a square image.
-
-    Returns two `(size, size // 2 + 1)` tensors (or `(size, size)` with ``rfft=False``).
-    """
-    fy = torch.fft.fftfreq(size, device=device)
-    fx = torch.fft.rfftfreq(size, device=device) if rfft else torch.fft.fftfreq(size, device=device)
-    return torch.meshgrid(fy, fx, indexing="ij")
 
 
 def phase_shift_rfft_2d(
@@ -51,7 +40,8 @@ def phase_shift_rfft_2d(
     size
         Real-space side length.
     """
-    fy, fx = fftfreq_grid_2d(size, rfft=True, device=image_rfft.device)
+    g = frequency_grid((size, size), device=image_rfft.device)
+    fy, fx = g[..., 0], g[..., 1]
     sx = shifts_px[..., 0, None, None].to(fx.dtype)
     sy = shifts_px[..., 1, None, None].to(fx.dtype)
     phase = torch.exp(-2j * torch.pi * (fx * sx + fy * sy))

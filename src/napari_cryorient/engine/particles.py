@@ -134,17 +134,9 @@ class Particles:
         """The same particles with new poses (and origins when given)."""
         return replace(self, rotations=rotations, shifts_a=self.shifts_a if shifts_a is None else shifts_a)
 
-    def with_images(self, images: ImageStack, pixel_size_a: float | None = None,
-                    shifts_a: np.ndarray | None = ..., ctf: CTFParams | None = ...) -> Particles:  # type: ignore[assignment]
-        """The same particles with other images (e.g. pre-processed); ``...`` keeps a field."""
-        changes: dict[str, Any] = {"images": images}
-        if pixel_size_a is not None:
-            changes["pixel_size_a"] = pixel_size_a
-        if shifts_a is not ...:
-            changes["shifts_a"] = shifts_a
-        if ctf is not ...:
-            changes["ctf"] = ctf
-        return replace(self, **changes)
+    def with_images(self, images: ImageStack, pixel_size_a: float | None = None) -> Particles:
+        """The same particles with other images (e.g. Fourier-cropped: give their pixel size)."""
+        return replace(self, images=images, pixel_size_a=pixel_size_a or self.pixel_size_a)
 
 
 def checked_arrays(images: Any, rotations: np.ndarray, shifts_a: np.ndarray | None, ctf: CTFParams | None,

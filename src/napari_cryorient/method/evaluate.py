@@ -18,7 +18,8 @@ from ..engine.jobs import Job, forward
 from ..engine.particles import Particles
 from ..engine.reconstruct import ReconstructionResult, reconstruct_volume
 
-__all__ = ["MapScore", "PoseMetrics", "evaluate_poses", "random_pose_baseline", "score_map"]
+__all__ = ["MapScore", "PoseMetrics", "evaluate_poses", "harmless_alignment", "random_pose_baseline",
+           "score_map"]
 
 
 def _as_quaternions(poses: np.ndarray) -> np.ndarray:
@@ -46,6 +47,12 @@ class PoseMetrics:
         return {"o4": self.o4.summary(), "harmless": self.harmless.summary()}
 
 
+def harmless_alignment(poses: np.ndarray, truth: np.ndarray) -> AlignmentResult:
+    """Errors after the harmless global rotation only, the hand left free (closed form:
+    cheap enough for every display of poses)."""
+    return align_harmless(_as_quaternions(poses), _as_quaternions(truth), allow_hand_flip=True)
+
+
 def evaluate_poses(poses: np.ndarray, truth: np.ndarray, seed: int = 0) -> PoseMetrics:
     """Align `(n, 3, 3)` poses (or `(n, 4)` quaternions) to the truth both ways.
 
@@ -59,8 +66,7 @@ def evaluate_poses(poses: np.ndarray, truth: np.ndarray, seed: int = 0) -> PoseM
     q, q_true = _as_quaternions(poses), _as_quaternions(truth)
     if q.shape != q_true.shape:
         raise ValueError(f"{len(q)} estimated poses but {len(q_true)} true ones")
-    return PoseMetrics(align_to_reference(q, q_true, seed=seed),
-                       align_harmless(q, q_true, allow_hand_flip=True))
+    return PoseMetrics(align_to_reference(q, q_true, seed=seed), harmless_alignment(q, q_true))
 
 
 @dataclass

@@ -12,10 +12,11 @@ from magicgui.widgets import CheckBox, Container, SpinBox
 from napari.layers import Points
 
 from ..engine import so3
-from ..engine.align import AlignmentResult, align_harmless
+from ..engine.align import AlignmentResult
 from ..engine.recover import RecoveryConfig
 from ..engine.refine import RefineConfig
 from ..method import PoseRecovery, RecoverySettings, recover_poses
+from ..method.evaluate import harmless_alignment
 from ..method.recover import MIN_PARTICLES
 from ..plugin.layer_data import SPHERE_RADIUS, pose_points_layer_data
 from ._base import JobWidget
@@ -177,9 +178,7 @@ class RecoverWidget(JobWidget):
         self.error_plot.redraw()
 
 
+
 def _harmless_errors(poses: np.ndarray, truth: np.ndarray | None) -> AlignmentResult | None:
-    """Errors against the truth after the harmless rotation (hand free); None without one."""
-    if truth is None:
-        return None
-    return align_harmless(so3.matrix_to_quaternion(poses), so3.matrix_to_quaternion(truth),
-                          allow_hand_flip=True)
+    """Errors against the truth after the harmless rotation; None without a truth."""
+    return None if truth is None else harmless_alignment(poses, truth)
