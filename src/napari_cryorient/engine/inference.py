@@ -1,8 +1,11 @@
 """Applying a trained distance network: image features, chunk by chunk.
 
-What the network sees is fixed here, once, for training and for use: images
-Fourier-cropped to the working box ``W``, standardised with the training set's
-statistics and masked to a disc (:func:`normalise_for_network`).
+What the network sees is fixed here, once, for training and for use
+(:func:`network_input`, then :func:`normalise_for_network`): images re-centred by their
+origins when known, phase-flipped with their own CTF when the model asks for it,
+Fourier-cropped to the working box ``W``, standardised — with the training set's
+statistics, or each image on its own (the generalist network: the same for simulations
+and real stacks) — and masked to a disc.
 """
 
 from __future__ import annotations
@@ -14,20 +17,71 @@ from typing import Any
 import numpy as np
 import torch
 
-from .fourier import fourier_resize_images
+from .ctf import CTFParams, compute_ctf_rfft
+from .fourier import fourier_resize_images, prepare_rfft
 from .jobs import EngineError, Progress
 from .masks import circular_mask
 from .siamese import SiameseNet
 
-__all__ = ["DistanceModel", "compute_features", "image_features", "normalise_for_network"]
+__all__ = ["DistanceModel", "compute_features", "image_features", "network_input", "normalise_for_network"]
+
+Norm = tuple[float, float] | None
+"""``(mean, std)`` of the training images, or None: each image standardised on its own."""
 
 
-def normalise_for_network(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """Standardise `(b, W, W)` images with the training set's statistics and mask them to a
-    disc of radius ``W / 2`` (1-pixel cosine edge), so that in-plane rotations never change
-    what the network sees at the corners."""
+def normalise_for_network(x: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """Standardise `(b, W, W)` images — with the training set's ``(mean, std)``, or each
+    image by its own mean and standard deviation when ``norm`` is None — and mask them to
+    a disc of radius ``W / 2`` (1-pixel cosine edge), so that in-plane rotations never
+    change what the network sees at the corners."""
     w = x.shape[-1]
+    if norm is None:
+        flat = x.reshape(len(x), -1)
+        mean = flat.mean(1)[:, None, None]
+        std = flat.std(1).clamp_min(1e-8)[:, None, None]
+    else:
+        mean, std = norm
     return (x - mean) / std * circular_mask(w, w / 2 - 1, 1.0, x.dtype, x.device)
+
+
+def network_input(
+    images: torch.Tensor,
+    working_box: int,
+    pixel_size_a: float | None = None,
+    shifts_a: np.ndarray | None = None,
+    ctf: CTFParams | None = None,
+    phase_flip: bool = False,
+) -> torch.Tensor:
+    """`(b, W, W)` images as the network takes them, before normalisation.
+
+    Parameters
+    ----------
+    images
+        `(b, B, B)` particle images.
+    working_box
+        ``W``: the images are Fourier-cropped to it.
+    pixel_size_a
+        Pixel size (Å); needed for shifts and CTF.
+    shifts_a
+        `(b, 2)` RELION origins (Å): the images are re-centred, or None.
+    ctf
+        The `b` particles' CTFs; used when ``phase_flip`` (the Fourier coefficients are
+        multiplied by the sign of their CTF, which removes the contrast inversions and
+        keeps white noise white).
+    phase_flip
+        Whether the model was trained on phase-flipped images.
+    """
+    n = images.shape[-1]
+    flip = phase_flip and ctf is not None
+    has_shift = shifts_a is not None and bool(np.any(np.asarray(shifts_a) != 0))
+    if flip or has_shift:
+        if pixel_size_a is None:
+            raise ValueError("the pixel size is needed to re-centre or phase-flip images")
+        f = prepare_rfft(images, pixel_size_a, shifts_a if has_shift else None)
+        if flip:
+            f = f * torch.sign(compute_ctf_rfft(ctf, n, pixel_size_a, images.device))
+        images = torch.fft.fftshift(torch.fft.irfft2(f, s=(n, n)), dim=(-2, -1))
+    return fourier_resize_images(images, working_box) if n != working_box else images
 
 
 @dataclass
@@ -39,14 +93,23 @@ class DistanceModel:
     net
         The Siamese encoder (eval mode).
     norm
-        ``(mean, std)`` of the training images at the working box.
+        ``(mean, std)`` of the training images at the working box, or None: each image is
+        standardised on its own.
     original_box
-        Box (pixels) of the images it was trained on; inputs must have it.
+        Box (pixels) of the images it was trained on; inputs must have it, unless
+        ``any_box``.
+    phase_flip
+        The network takes phase-flipped images (see :func:`network_input`).
+    any_box
+        The network was trained on particles of many sizes and pixel sizes (the
+        generalist): any box is accepted and Fourier-resized to the working box.
     """
 
     net: SiameseNet
-    norm: tuple[float, float]
+    norm: Norm
     original_box: int
+    phase_flip: bool = False
+    any_box: bool = False
 
     @property
     def working_box(self) -> int:
@@ -54,7 +117,13 @@ class DistanceModel:
         return int(self.net.config.working_box)
 
     def check_box(self, box: int, what: str = "the images") -> None:
-        """``ValueError`` unless ``box`` is the box the model was trained on."""
+        """``ValueError`` unless ``box`` is the box the model was trained on (or the model
+        accepts any box, and this one is at least the working box)."""
+        if self.any_box:
+            if box < self.working_box:
+                raise ValueError(f"{what} are {box} px, smaller than the network's working box "
+                                 f"({self.working_box} px)")
+            return
         if box != self.original_box:
             raise ValueError(f"the model was trained on {self.original_box} px images, "
                              f"{what} are {box} px")
@@ -64,7 +133,7 @@ class DistanceModel:
 def compute_features(
     model: SiameseNet,
     images: Any,
-    norm: tuple[float, float],
+    norm: Norm,
     chunk: int = 512,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
@@ -73,7 +142,7 @@ def compute_features(
     out = []
     for start in range(0, len(images), chunk):
         x = torch.as_tensor(np.asarray(images[start : start + chunk], dtype=np.float32), device=device)
-        out.append(model.encode(normalise_for_network(x, *norm)).float().cpu())
+        out.append(model.encode(normalise_for_network(x, norm)).float().cpu())
     return torch.cat(out).numpy()
 
 
@@ -82,6 +151,9 @@ def image_features(
     images: Any,
     chunk: int = 512,
     device: torch.device | str = "cpu",
+    pixel_size_a: float | None = None,
+    shifts_a: np.ndarray | None = None,
+    ctf: CTFParams | None = None,
 ) -> Generator[Progress, None, np.ndarray]:
     """Features of particle images at their original box, chunk by chunk.
 
@@ -90,8 +162,12 @@ def image_features(
     model
         The trained network.
     images
-        `(n, B, B)` sliceable stack with ``B == model.original_box``; read one chunk at a
-        time (memory: the `(n, f)` features only).
+        `(n, B, B)` sliceable stack with ``B == model.original_box`` (any ``B`` for a
+        generalist model); read one chunk at a time (memory: the `(n, f)` features only).
+    pixel_size_a, shifts_a, ctf
+        Pixel size (Å), `(n, 2)` origins (Å) and CTFs of the particles: the images are
+        re-centred by known origins, and phase-flipped when the model takes them so
+        (see :func:`network_input`).
     chunk
         Images per chunk.
     device
@@ -117,8 +193,9 @@ def image_features(
             block = torch.from_numpy(np.array(images[start : start + chunk], dtype=np.float32))
             if not torch.isfinite(block).all():
                 raise ValueError(f"images {start + 1}..{start + len(block)} contain NaN or infinite values")
-            if block.shape[-1] != wb:
-                block = fourier_resize_images(block, wb)
+            rows = slice(start, start + len(block))
+            block = network_input(block, wb, pixel_size_a, None if shifts_a is None else shifts_a[rows],
+                                  None if ctf is None else ctf.subset(rows), model.phase_flip)
             out.append(compute_features(net, block.numpy(), model.norm, chunk=chunk, device=device))
             yield Progress("features", start + len(block), n)
     except RuntimeError as err:

@@ -72,6 +72,13 @@ class TrainConfig:
         Random validation pairs (plus each validation particle's neighbours).
     patience
         Epochs without validation improvement before stopping (0: never stop early).
+    per_image_norm
+        Standardise each image on its own instead of with the training set's statistics
+        (what a network applied to other data needs: real stacks have their own scale).
+    groups_per_batch
+        With grouped data (many volumes), the anchors of a batch come from this many
+        volumes (``anchors_per_batch // groups_per_batch`` each), so that a batch holds
+        both close and far pairs of the same volume.
     augment_inplane
         Rotate each group (an anchor and its neighbours) by a random in-plane angle ``α``
         and use the exact new poses ``Rz(α) R``: free, exact augmentation of the in-plane
@@ -90,6 +97,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_pairs: int = 20000
     patience: int = 12
+    per_image_norm: bool = False
+    groups_per_batch: int = 4
     augment_inplane: bool = True
     seed: int = 0
     device: str = "auto"
@@ -144,13 +153,13 @@ class DistanceTrainer:
             torch.manual_seed(config.seed)
             self.model = SiameseNet(config.encoder).to(self.device)
         self.gen = torch.Generator().manual_seed(config.seed)
-        perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed + 1))
-        n_val = int(round(config.val_fraction * len(data)))
-        self.val_idx, self.train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-        # normalisation statistics of what the network sees (clean + noise for simulations)
-        imgs = data.images[self.train_idx.numpy()]
-        var = float(imgs.var()) + (float(np.mean(data.noise_std**2)) if data.noise_std is not None else 0.0)
-        self.norm = (float(imgs.mean()), math.sqrt(max(var, 1e-12)))
+        self.val_idx, self.train_idx = self._split()
+        self.norm: tuple[float, float] | None = None
+        if not config.per_image_norm:
+            # normalisation statistics of what the network sees (clean + noise for simulations)
+            imgs = data.images[self.train_idx.numpy()]
+            var = float(imgs.var()) + (float(np.mean(data.noise_std**2)) if data.noise_std is not None else 0.0)
+            self.norm = (float(imgs.mean()), math.sqrt(max(var, 1e-12)))
         self.total_steps = config.epochs * config.steps_per_epoch
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
@@ -165,21 +174,60 @@ class DistanceTrainer:
         self._prepare_pairs()
 
     # ----------------------------------------------------------------- set-up
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validation and training indices: random particles, or whole groups held out."""
+        c, n = self.config, len(self.data)
+        gen = torch.Generator().manual_seed(c.seed + 1)
+        if self.data.groups is None:
+            perm = torch.randperm(n, generator=gen)
+            n_val = int(round(c.val_fraction * n))
+            return perm[:n_val].sort().values, perm[n_val:].sort().values
+        groups = torch.as_tensor(self.data.groups)
+        names = torch.unique(groups)
+        if len(names) < 2:
+            raise ValueError("grouped training data need at least 2 groups (one is held out)")
+        n_val = min(len(names) - 1, max(1, int(round(c.val_fraction * len(names)))))
+        held = names[torch.randperm(len(names), generator=gen)[:n_val]]
+        is_val = torch.isin(groups, held)
+        return torch.nonzero(is_val)[:, 0], torch.nonzero(~is_val)[:, 0]
+
+    def _group_members(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """Positions in ``idx`` of each group's particles (one list entry per group)."""
+        if self.data.groups is None:
+            return [torch.arange(len(idx))]
+        g = torch.as_tensor(self.data.groups)[idx]
+        return [torch.nonzero(g == name)[:, 0] for name in torch.unique(g)]
+
+    def _neighbours(self, idx: torch.Tensor, k: int) -> torch.Tensor:
+        """`(len(idx), k')` nearest neighbours in true orientation, within each group,
+        as positions in ``idx``."""
+        q = self.data.quaternions[idx.numpy()]
+        members = self._group_members(idx)
+        k = min(k, min(len(m) for m in members) - 1)
+        out = torch.empty((len(idx), k), dtype=torch.long)
+        for m in members:
+            out[m] = m[ExactDistances(q[m.numpy()]).nearest_neighbours(k)]
+        return out
+
     def _prepare_pairs(self) -> None:
         q = self.data.quaternions
-        train_q = q[self.train_idx.numpy()]
-        k = min(8, len(self.train_idx) - 1)
-        self.train_nn = ExactDistances(train_q).nearest_neighbours(k)  # indices into train_idx
+        self.train_nn = self._neighbours(self.train_idx, 8)  # positions in train_idx
+        self.train_groups = self._group_members(self.train_idx)
         self._q_all = torch.as_tensor(so3.canonical_quaternions(q), dtype=torch.float32)
-        # fixed validation pairs and a fixed noise realisation
+        # fixed validation pairs (within a group) and a fixed noise realisation
         g = torch.Generator().manual_seed(self.config.seed + 2)
         nv = len(self.val_idx)
-        m = self.config.val_pairs
-        a = torch.randint(0, nv, (m,), generator=g)
-        b = (a + torch.randint(1, nv, (m,), generator=g)) % nv
-        vnn = ExactDistances(q[self.val_idx.numpy()]).nearest_neighbours(min(4, nv - 1))
-        a = torch.cat([a, torch.arange(nv).repeat_interleave(vnn.shape[1])])
-        b = torch.cat([b, vnn.reshape(-1)])
+        a_list, b_list = [], []
+        members = self._group_members(self.val_idx)
+        for m in members:
+            share = max(1, self.config.val_pairs * len(m) // nv)
+            a = torch.randint(0, len(m), (share,), generator=g)
+            b = (a + torch.randint(1, len(m), (share,), generator=g)) % len(m)
+            a_list.append(m[a])
+            b_list.append(m[b])
+        vnn = self._neighbours(self.val_idx, 4)
+        a = torch.cat([*a_list, torch.arange(nv).repeat_interleave(vnn.shape[1])])
+        b = torch.cat([*b_list, vnn.reshape(-1)])
         self.val_pairs = (a, b)
         self.val_true = so3.geodesic_distance(self._q_all[self.val_idx[a]], self._q_all[self.val_idx[b]])
         val_imgs = torch.as_tensor(self.data.images[self.val_idx.numpy()])
@@ -192,9 +240,8 @@ class DistanceTrainer:
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised images `(b, W, W)`, particle indices `(b,)` and quaternions `(b, 4)`."""
         c = self.config
-        nt = len(self.train_idx)
         a = c.anchors_per_batch
-        anchors = torch.randint(0, nt, (a,), generator=self.gen)
+        anchors = self._anchors()
         cols = torch.randint(0, self.train_nn.shape[1], (a, c.neighbours_per_anchor), generator=self.gen)
         local = torch.cat([anchors[:, None], self.train_nn[anchors[:, None], cols]], dim=1).reshape(-1)
         idx = self.train_idx[local]
@@ -211,7 +258,19 @@ class DistanceTrainer:
         if self.data.noise_std is not None:  # fresh noise at every step
             std = torch.as_tensor(self.data.noise_std[idx.numpy()])[:, None, None]
             x = x + std * torch.randn(x.shape, generator=self.gen)
-        return normalise_for_network(x, *self.norm), idx, q
+        return normalise_for_network(x, self.norm), idx, q
+
+    def _anchors(self) -> torch.Tensor:
+        """`(anchors_per_batch,)` positions in ``train_idx``: uniform, or from a few groups."""
+        c = self.config
+        if self.data.groups is None:
+            return torch.randint(0, len(self.train_idx), (c.anchors_per_batch,), generator=self.gen)
+        n_groups = max(1, min(c.groups_per_batch, c.anchors_per_batch))
+        chosen = torch.randint(0, len(self.train_groups), (n_groups,), generator=self.gen)
+        per = [c.anchors_per_batch // n_groups + (k < c.anchors_per_batch % n_groups) for k in range(n_groups)]
+        picks = [self.train_groups[g][torch.randint(0, len(self.train_groups[g]), (m,), generator=self.gen)]
+                 for g, m in zip(chosen.tolist(), per, strict=True)]
+        return torch.cat(picks)
 
     def _train_step(self) -> float:
         self.model.train()
@@ -223,7 +282,11 @@ class DistanceTrainer:
         d_pred = pairwise_feature_distance(f.float())
         d_true = so3.geodesic_from_dot(q @ q.T)
         iu = torch.triu_indices(len(idx), len(idx), 1, device=self.device)
-        loss = ((d_pred[iu[0], iu[1]] - d_true[iu[0], iu[1]]) ** 2).mean()
+        err = (d_pred[iu[0], iu[1]] - d_true[iu[0], iu[1]]) ** 2
+        if self.data.groups is not None:  # only pairs of the same volume mean anything
+            g = torch.as_tensor(self.data.groups, device=self.device)[idx.to(self.device)]
+            err = err[g[iu[0]] == g[iu[1]]]
+        loss = err.mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -292,7 +355,8 @@ class DistanceTrainer:
     # ------------------------------------------------------------ checkpoints
     def distance_model(self) -> DistanceModel:
         """The best network with its normalisation and box, ready for :func:`image_features`."""
-        return DistanceModel(self.best_model(), tuple(self.norm), self.data.original_box)
+        return DistanceModel(self.best_model(), self.norm, self.data.original_box,
+                             phase_flip=self.data.phase_flipped, any_box=self.data.any_box)
 
     def best_model(self) -> SiameseNet:
         """A copy of the network with the best validation weights (current if none yet)."""
@@ -305,8 +369,10 @@ class DistanceTrainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
-            "norm": list(self.norm),
+            "norm": None if self.norm is None else list(self.norm),
             "original_box": self.data.original_box,
+            "phase_flip": self.data.phase_flipped,
+            "any_box": self.data.any_box,
             "model_state": copy.deepcopy(self.model.state_dict()),
             "best_state": copy.deepcopy(self.best_state),
             "optimizer": copy.deepcopy(self.opt.state_dict()),
@@ -334,7 +400,7 @@ class DistanceTrainer:
             raise ValueError(f"the model was trained on {checkpoint['original_box']} px images, "
                              f"these are {data.original_box} px")
         trainer = cls(data, config)
-        trainer.norm = tuple(checkpoint["norm"])
+        trainer.norm = None if checkpoint["norm"] is None else tuple(checkpoint["norm"])
         trainer.model.load_state_dict(checkpoint["model_state"])
         trainer.best_state = checkpoint["best_state"]
         trainer.opt.load_state_dict(checkpoint["optimizer"])

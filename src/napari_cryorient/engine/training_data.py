@@ -30,12 +30,24 @@ class TrainingData:
         the images already hold their noise).
     original_box
         Box of the images before cropping (the model checks it later).
+    groups
+        `(n,)` integer volume of each image, or None (one volume). Distances between
+        images of different volumes mean nothing: training only pairs images of the same
+        group, and validation holds out whole groups.
+    phase_flipped
+        The images were phase-flipped with their CTF (the model will expect it).
+    any_box
+        The images come from particles of many sizes and boxes (the model will accept any
+        box).
     """
 
     images: np.ndarray
     quaternions: np.ndarray
     noise_std: np.ndarray | None
     original_box: int
+    groups: np.ndarray | None = None
+    phase_flipped: bool = False
+    any_box: bool = False
 
     def __len__(self) -> int:
         return len(self.images)
@@ -49,6 +61,8 @@ class TrainingData:
         h.update(np.ascontiguousarray(self.images[::step], dtype=np.float32).tobytes())
         if self.noise_std is not None:
             h.update(np.ascontiguousarray(self.noise_std, dtype=np.float32).tobytes())
+        if self.groups is not None:
+            h.update(np.ascontiguousarray(self.groups, dtype=np.int64).tobytes())
         return h.hexdigest()
 
 

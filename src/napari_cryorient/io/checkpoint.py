@@ -42,7 +42,10 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path | None = None) 
         net.load_state_dict(state)
         if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
             raise InputError("the network's weights are not finite numbers (a diverged training?)", path)
-        return DistanceModel(net.eval(), tuple(float(v) for v in ckpt["norm"]), int(ckpt["original_box"]))
+        norm = None if ckpt["norm"] is None else tuple(float(v) for v in ckpt["norm"])
+        return DistanceModel(net.eval(), norm, int(ckpt["original_box"]),
+                             phase_flip=bool(ckpt.get("phase_flip", False)),
+                             any_box=bool(ckpt.get("any_box", False)))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise InputError(f"the checkpoint is incomplete or does not fit the network ({err})", path) from err
 
