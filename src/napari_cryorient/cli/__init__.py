@@ -23,6 +23,7 @@ COMMANDS = {
     "fsc": "fsc",
     "train": "train",
     "recover": "recover",
+    "ab-initio": "ab_initio",
     "evaluate": "evaluate",
     "convert": "convert",
     "preprocess": "preprocess",

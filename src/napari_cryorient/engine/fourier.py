@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .frequencies import frequency_grid
+from .frequencies import frequency_grid, frequency_norm
 
 __all__ = [
     "fourier_resize_images",
@@ -161,3 +161,16 @@ def prepare_rfft(
     if shifts_a is not None and np.any(shifts_a != 0):
         f = phase_shift_rfft_2d(f, torch.from_numpy(np.asarray(shifts_a) / pixel_size_a).to(f.device), p)
     return f
+
+
+def lowpass_volume(volume: torch.Tensor | np.ndarray, resolution_a: float, pixel_size_a: float,
+                   edge_shells: float = 2.0) -> torch.Tensor:
+    """A `(d, d, d)` map low-pass filtered at ``resolution_a`` (Å), with a raised-cosine edge
+    ``edge_shells`` Fourier shells wide; float32."""
+    v = torch.as_tensor(volume, dtype=torch.float32)
+    d = v.shape[-1]
+    shell = frequency_norm(tuple(v.shape), rfft=True, dtype=torch.float32) * d  # radius in shells
+    cut = d * pixel_size_a / resolution_a
+    t = ((shell - cut) / max(edge_shells, 1e-6) + 0.5).clamp(0, 1)
+    weight = 0.5 * (1 + torch.cos(torch.pi * t))
+    return torch.fft.irfftn(torch.fft.rfftn(v) * weight, s=v.shape)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .ctf import CTFParams
 
-__all__ = ["ImageStack", "Particles", "checked_arrays"]
+__all__ = ["ImageStack", "Particles", "RowView", "checked_arrays"]
 
 
 class ImageStack(Protocol):
@@ -134,9 +134,40 @@ class Particles:
         """The same particles with new poses (and origins when given)."""
         return replace(self, rotations=rotations, shifts_a=self.shifts_a if shifts_a is None else shifts_a)
 
+    def subset(self, rows: np.ndarray) -> Particles:
+        """The particles ``rows`` (integer indices), images read lazily from this set's stack."""
+        rows = np.asarray(rows, dtype=np.int64)
+
+        def pick(a: Any) -> Any:
+            return None if a is None else a[rows]
+
+        return replace(self, images=RowView(self.images, rows), rotations=pick(self.rotations),
+                       shifts_a=pick(self.shifts_a), ctf=None if self.ctf is None else self.ctf.subset(rows),
+                       optics_group=pick(self.optics_group), source=None)
+
     def with_images(self, images: ImageStack, pixel_size_a: float | None = None) -> Particles:
         """The same particles with other images (e.g. Fourier-cropped: give their pixel size)."""
         return replace(self, images=images, pixel_size_a=pixel_size_a or self.pixel_size_a)
+
+
+class RowView:
+    """Rows ``rows`` of an image stack, read lazily (an :class:`ImageStack` itself)."""
+
+    def __init__(self, images: ImageStack, rows: np.ndarray) -> None:
+        self.images, self.rows = images, np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *tuple(self.images.shape)[1:])
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows = self.rows[key]
+        if np.ndim(rows) == 0:
+            return np.asarray(self.images[int(rows)])
+        return np.asarray(self.images[rows])
 
 
 def checked_arrays(images: Any, rotations: np.ndarray, shifts_a: np.ndarray | None, ctf: CTFParams | None,

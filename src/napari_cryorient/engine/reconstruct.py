@@ -171,6 +171,7 @@ def reconstruct_volume(
     regularisation: float = 1e-3,
     chunk_size: int | None = None,
     device: torch.device | str = "cpu",
+    halves: np.ndarray | None = None,
 ) -> Generator[Progress, None, ReconstructionResult]:
     """Reconstruct a map from particle images with known poses.
 
@@ -200,6 +201,9 @@ def reconstruct_volume(
         Relative Tikhonov term ``λ`` (see module docstring).
     chunk_size
         Particles per chunk; chosen from the box size when None.
+    halves
+        `(n,)` half (0/1) of each particle for ``half_maps`` (a split fixed by the
+        caller); None: a random split seeded by ``seed``.
 
     Yields
     ------
@@ -220,7 +224,14 @@ def reconstruct_volume(
         maps = 3 if half_maps else 1
         check_memory((maps + 2) * 12 * padded**2 * (padded // 2 + 1), f"reconstructing a {size}³ map",
                      "use a smaller box (Fourier-crop the particles) or pad_factor 1")
-    halves = np.random.default_rng(seed).permutation(n) % 2 if half_maps else np.zeros(n, int)
+    if half_maps and halves is not None:
+        halves = np.asarray(halves, dtype=int)
+        if halves.shape != (n,) or not np.isin(halves, (0, 1)).all():
+            raise ValueError(f"halves must be {n} values of 0 or 1")
+    elif half_maps:
+        halves = np.random.default_rng(seed).permutation(n) % 2
+    else:
+        halves = np.zeros(n, int)
 
     try:
         accs = [_Accumulator(padded, device) for _ in range(2 if half_maps else 1)]

@@ -21,8 +21,10 @@ packages, kept deliberately simple:
 
 Particles are only ever compared with the half-map reconstructed from *their own half*,
 so the two halves stay independent and the half-map FSC remains an honest resolution
-estimate. Shifts are taken as given (images are re-centred by their origins, not
-searched). Memory is bounded: particles are processed in chunks, and the candidate
+estimate. Shifts are taken as given (images are re-centred by their origins), or, with
+``search_shifts``, refined too: after the rotation, each particle tries its origin moved
+by ``{-1, 0, 1}² × shift_step_px`` and keeps the best (real picks are off-centre).
+Memory is bounded: particles are processed in chunks, and the candidate
 projections of one chunk are kept under ``max_samples`` Fourier samples.
 """
 
@@ -34,16 +36,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
 from .ctf import CTFParams, compute_ctf_rfft
-from .fourier import load_images, prepare_rfft
-from .frequencies import frequency_grid, friedel_weights, shell_indices
+from .frequencies import shell_indices
 from .fsc import fourier_shell_correlation
 from .jobs import EngineError, Progress, forward
+from .matching import SliceMatcher, prepare_matching_images
 from .particles import checked_arrays
-from .projector import gridding_corrected_padded
 from .reconstruct import reconstruct_volume
 from .so3 import matrix_to_quaternion, quaternion_to_matrix, relative_angle_deg
 
@@ -68,6 +68,10 @@ class RefineConfig:
     max_samples
         Fourier samples of candidate projections held at once (bounds memory:
         about 8 bytes each, plus interpolation temporaries).
+    search_shifts, shift_step_px, max_shift_px
+        Refine the origins too (a 3 × 3 grid of steps of ``shift_step_px`` pixels per
+        iteration, halved for radii under 6°), never beyond ``max_shift_px`` from the box
+        centre.
     seed
         Seed of the half split.
     """
@@ -77,6 +81,9 @@ class RefineConfig:
     assignment: str = "soft"
     pad_factor: float = 2.0
     max_samples: int = 2**22
+    search_shifts: bool = False
+    shift_step_px: float = 1.0
+    max_shift_px: float = 12.0
     seed: int = 0
 
     def validate(self) -> None:
@@ -109,11 +116,18 @@ class RefinementResult:
         moved), ``mean_score``.
     half_assignment
         `(n,)` half (0/1) of each particle.
+    shifts_a
+        `(n, 2)` RELION origins (Å): refined when ``search_shifts``, else the input's.
+    scores
+        `(n,)` each particle's correlation with its own half-map at the final pose (a
+        per-particle confidence: low scores are the least trustworthy particles).
     """
 
     rotations: np.ndarray
     history: list[dict[str, float]] = field(default_factory=list)
     half_assignment: np.ndarray | None = None
+    shifts_a: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
 
 def local_rotation_grid(radius_deg: float, steps: int) -> np.ndarray:
@@ -160,65 +174,6 @@ def _filter_volume(volume: np.ndarray, weights: np.ndarray) -> torch.Tensor:
     return torch.fft.irfftn(ft * w[shell], s=v.shape)
 
 
-class _Matcher:
-    """Scores candidate poses of image chunks against one filtered half-map.
-
-    Only the few hundred Fourier samples inside the search disc matter, so the candidate
-    slices are sampled directly there (trilinear, ``grid_sample`` on the full centred
-    transform of the padded map: no Friedel bookkeeping, no full-size slices). The map is
-    prepared as in :class:`~napari_cryorient.engine.projector.FourierProjector` (``sinc²``
-    gridding correction, zero padding), and the samples equal that projector's slices.
-    """
-
-    def __init__(self, volume: torch.Tensor, fmax: float, pad_factor: float, device: torch.device):
-        d = volume.shape[-1]
-        vol, _ = gridding_corrected_padded(volume, pad_factor, device)
-        p = vol.shape[-1]
-        self.p = p
-        dims = (-3, -2, -1)
-        ft = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(vol, dim=dims), dim=dims), dim=dims)
-        self._ft = torch.stack([ft.real, ft.imag])[None].contiguous()  # (1, 2, p, p, p)
-        fmax_padded = fmax * d / p  # cycles/pixel on the padded grid
-        g = frequency_grid((p, p), rfft=True, fftshift=True, device=device)  # (p, p//2+1, [y, x])
-        gy, gx = g[..., 0], g[..., 1]
-        self.mask = torch.sqrt(gx**2 + gy**2) <= fmax_padded  # on the (p, p//2+1) image rfft
-        self._k = torch.stack([gx[self.mask], gy[self.mask], torch.zeros_like(gx[self.mask])], -1)
-        self.weight = friedel_weights((p, p), torch.float32, device)[self.mask]  # (m,)
-
-    def slices(self, rotations: torch.Tensor) -> torch.Tensor:
-        """`(n, m)` complex samples of the map transform on the disc, for `(n, 3, 3)` poses.
-
-        The slice of pose ``R`` samples the map transform at ``R^T (kx, ky, 0)``.
-        """
-        coords = self._k @ rotations  # rows k^T R = (R^T k)^T: (n, m, 3) xyz, cycles/pixel
-        p = self.p
-        grid = (coords * p + p // 2) * (2.0 / (p - 1)) - 1.0  # align_corners=True
-        out = F.grid_sample(self._ft, grid[None, None], mode="bilinear", align_corners=True)
-        out = out[0, :, 0]  # (2, n, m)
-        return torch.complex(out[0], out[1])
-
-    def scores(self, images_rfft: torch.Tensor, ctf: torch.Tensor | None,
-               rotations: torch.Tensor) -> torch.Tensor:
-        """`(b, k)` scores ``s_k`` for `(b, p, p//2+1)` fftshifted image rffts, optional CTFs
-        of the same shape and `(b, k, 3, 3)` candidate poses."""
-        b, k = rotations.shape[:2]
-        proj = self.slices(rotations.reshape(-1, 3, 3)).reshape(b, k, -1)  # (b, k, m)
-        x = images_rfft[..., self.mask][:, None, :]  # (b, 1, m)
-        if ctf is not None:
-            proj = proj * ctf[..., self.mask][:, None, :]
-        num = (self.weight * (proj.conj() * x).real).sum(-1)
-        den = torch.sqrt((self.weight * proj.abs() ** 2).sum(-1)).clamp_min(1e-20)
-        return num / den
-
-    def log_posterior(self, images_rfft: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """`(b, k)` log posterior (up to a constant per particle) of the candidates, from their
-        scores: ``s_k² / (2σ²)`` with ``σ²`` the residual power per coefficient of the best."""
-        xx = (self.weight * images_rfft[..., self.mask].abs() ** 2).sum(-1)
-        best = scores.max(1).values
-        sigma2 = ((xx - best**2) / self.weight.sum()).clamp_min(1e-20 * xx.clamp_min(1e-30))
-        return (scores**2 - best[:, None] ** 2) / (2 * sigma2[:, None])
-
-
 def _posterior_mean(candidates: torch.Tensor, log_p: torch.Tensor) -> np.ndarray:
     """Weighted mean of `(b, k, 3, 3)` candidate poses as sign-aligned quaternions."""
     q = torch.from_numpy(matrix_to_quaternion(candidates.double().cpu().numpy()))  # (b, k, 4)
@@ -227,13 +182,6 @@ def _posterior_mean(candidates: torch.Tensor, log_p: torch.Tensor) -> np.ndarray
     mean = (w[..., None] * q).sum(1)
     mean = mean / mean.norm(dim=-1, keepdim=True)
     return quaternion_to_matrix(mean.numpy())
-
-
-def _prepare_images(images: Any, index: np.ndarray, pixel_size_a: float, shifts_a: np.ndarray,
-                    pad: int, device: torch.device) -> torch.Tensor:
-    """Fftshifted (dim -2) rffts of the padded, re-centred images ``index``."""
-    f = prepare_rfft(load_images(images, index, device), pixel_size_a, shifts_a[index], pad)
-    return torch.fft.fftshift(f, dim=(-2,))
 
 
 @dataclass
@@ -252,7 +200,8 @@ def _match(data: _Data, rec: Any, fsc: np.ndarray, current: np.ndarray, radius: 
            config: RefineConfig) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
     """One matching pass: each particle against the FSC-filtered half-map of its own half,
     over the local grid of radius ``radius``. Returns the new `(n, 3, 3)` poses
-    (re-orthonormalised) and each particle's best score; yields one unit per particle."""
+    (re-orthonormalised) and each particle's best score; yields one unit per particle.
+    With ``search_shifts``, ``data.shifts_a`` is updated in place."""
     n, size, device = len(current), data.size, data.device
     weights = _shell_filter(fsc)
     kept = np.flatnonzero(weights > 0)
@@ -261,23 +210,25 @@ def _match(data: _Data, rec: Any, fsc: np.ndarray, current: np.ndarray, radius: 
     new, scores = current.copy(), np.zeros(n)
     done = 0
     for h in (0, 1):
-        matcher = _Matcher(_filter_volume(rec.half_maps[h], weights), fmax, config.pad_factor, device)
+        matcher = SliceMatcher(_filter_volume(rec.half_maps[h], weights), fmax, config.pad_factor, device)
         chunk = max(1, config.max_samples // (len(grid) * max(1, int(matcher.mask.sum()))))
         members = np.flatnonzero(rec.half_assignment == h)
         for start in range(0, len(members), chunk):
             idx = members[start : start + chunk]
-            new[idx], scores[idx] = _match_chunk(data, matcher, grid, current, idx, config.assignment)
+            new[idx], scores[idx] = _match_chunk(data, matcher, grid, current, idx, config, radius)
             done += len(idx)
             yield Progress("refine", done, n)
     u, _, vt = np.linalg.svd(new)  # re-orthonormalise (float32 products drift slightly)
     return u @ vt, scores
 
 
-def _match_chunk(data: _Data, matcher: _Matcher, grid: torch.Tensor, current: np.ndarray, idx: np.ndarray,
-                 assignment: str) -> tuple[np.ndarray, np.ndarray]:
-    """New poses `(b, 3, 3)` and best scores `(b,)` of the particles ``idx``."""
+def _match_chunk(data: _Data, matcher: SliceMatcher, grid: torch.Tensor, current: np.ndarray, idx: np.ndarray,
+                 config: RefineConfig, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """New poses `(b, 3, 3)` and best scores `(b,)` of the particles ``idx`` (and their
+    shifts, in ``data.shifts_a``, with ``search_shifts``)."""
     p = matcher.p
-    x = _prepare_images(data.images, idx, data.pixel_size_a, data.shifts_a, (p - data.size) // 2, data.device)
+    x = prepare_matching_images(data.images, idx, data.pixel_size_a, data.shifts_a, (p - data.size) // 2,
+                                data.device)
     c = None
     if data.ctf is not None:
         c = torch.fft.fftshift(compute_ctf_rfft(data.ctf.subset(idx), p, data.pixel_size_a, data.device),
@@ -287,11 +238,27 @@ def _match_chunk(data: _Data, matcher: _Matcher, grid: torch.Tensor, current: np
     s = matcher.scores(x, c, cand)
     best = s.argmax(1)
     rows = torch.arange(len(idx))
-    if assignment == "soft":
+    if config.assignment == "soft":
         poses = _posterior_mean(cand, matcher.log_posterior(x, s))
     else:
         poses = cand[rows, best].double().cpu().numpy()
+    if config.search_shifts:
+        _refine_shifts(data, matcher, x, c, poses, idx, config.shift_step_px * (0.5 if radius < 6 else 1.0),
+                       config.max_shift_px)
     return poses, s[rows, best].cpu().numpy()
+
+
+def _refine_shifts(data: _Data, matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor | None,
+                   poses: np.ndarray, idx: np.ndarray, step_px: float, max_shift_px: float) -> None:
+    """Move each origin by the best of a 3 × 3 grid of ``step_px`` offsets, within bounds."""
+    g = torch.tensor([-1.0, 0.0, 1.0]) * step_px
+    offsets = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2).to(data.device)
+    rot = torch.from_numpy(np.asarray(poses)).to(data.device, torch.float32)
+    best = matcher.best_offsets(x, c, rot, offsets).cpu().numpy()
+    moved = data.shifts_a[idx] + offsets.cpu().numpy()[best] * data.pixel_size_a
+    limit = max_shift_px * data.pixel_size_a
+    norm = np.linalg.norm(moved, axis=1, keepdims=True)
+    data.shifts_a[idx] = np.where(norm > limit, moved * limit / np.maximum(norm, 1e-12), moved)
 
 
 def refine_orientations(
@@ -302,6 +269,7 @@ def refine_orientations(
     ctf: CTFParams | None = None,
     config: RefineConfig | None = None,
     device: torch.device | str = "cpu",
+    halves: np.ndarray | None = None,
 ) -> Generator[Progress, None, RefinementResult]:
     """Refine poses by local projection matching against gold-standard half-maps.
 
@@ -323,6 +291,9 @@ def refine_orientations(
         :class:`RefineConfig`.
     device
         Torch device.
+    halves
+        `(n,)` half (0/1) of each particle, fixed by the caller (a gold-standard split
+        made before anything was estimated); None: a seeded random split.
 
     Yields
     ------
@@ -337,18 +308,18 @@ def refine_orientations(
     config.validate()
     rotations, shifts_a = checked_arrays(images, rotations, shifts_a, ctf, minimum=2)
     n = len(rotations)
-    data = _Data(images, pixel_size_a, shifts_a, ctf, torch.device(device), np.asarray(images[0:1]).shape[-1])
+    data = _Data(images, pixel_size_a, shifts_a.copy(), ctf, torch.device(device),
+                 np.asarray(images[0:1]).shape[-1])
     n_iter = len(config.radii_deg)
     total = 2 * n * n_iter
     current = rotations.copy()
     history: list[dict[str, float]] = []
-    halves = None
     try:
         for it, radius in enumerate(config.radii_deg):
             label = f"iteration {it + 1}/{n_iter}"
-            rec_job = reconstruct_volume(images, current, pixel_size_a, shifts_a=shifts_a, ctf=ctf,
+            rec_job = reconstruct_volume(images, current, pixel_size_a, shifts_a=data.shifts_a, ctf=ctf,
                                          ctf_correction="wiener" if ctf is not None else "none",
-                                         half_maps=True, seed=config.seed,
+                                         half_maps=True, seed=config.seed, halves=halves,
                                          pad_factor=config.pad_factor, device=data.device)
             rec = yield from forward(rec_job, "refine", offset=2 * n * it, total=total,
                                      message=f"{label}: half-maps")
@@ -366,4 +337,5 @@ def refine_orientations(
             current = new
     except RuntimeError as err:
         raise EngineError(f"refinement failed: {err}") from err
-    return RefinementResult(rotations=current, history=history, half_assignment=halves)
+    return RefinementResult(rotations=current, history=history, half_assignment=halves,
+                            shifts_a=data.shifts_a, scores=scores)

@@ -158,7 +158,8 @@ class DistanceTrainer:
         if not config.per_image_norm:
             # normalisation statistics of what the network sees (clean + noise for simulations)
             imgs = data.images[self.train_idx.numpy()]
-            var = float(imgs.var()) + (float(np.mean(data.noise_std**2)) if data.noise_std is not None else 0.0)
+            noise = float(np.mean(data.noise_std**2)) if data.noise_std is not None else 0.0
+            var = float(imgs.var()) + noise
             self.norm = (float(imgs.mean()), math.sqrt(max(var, 1e-12)))
         self.total_steps = config.epochs * config.steps_per_epoch
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
@@ -267,7 +268,8 @@ class DistanceTrainer:
             return torch.randint(0, len(self.train_idx), (c.anchors_per_batch,), generator=self.gen)
         n_groups = max(1, min(c.groups_per_batch, c.anchors_per_batch))
         chosen = torch.randint(0, len(self.train_groups), (n_groups,), generator=self.gen)
-        per = [c.anchors_per_batch // n_groups + (k < c.anchors_per_batch % n_groups) for k in range(n_groups)]
+        a = c.anchors_per_batch
+        per = [a // n_groups + (k < a % n_groups) for k in range(n_groups)]
         picks = [self.train_groups[g][torch.randint(0, len(self.train_groups[g]), (m,), generator=self.gen)]
                  for g, m in zip(chosen.tolist(), per, strict=True)]
         return torch.cat(picks)

@@ -13,7 +13,8 @@ from ..engine.train import CHECKPOINT_FORMAT, TrainConfig
 from .atomic_write import atomic_path
 from .errors import InputError
 
-__all__ = ["load_checkpoint", "load_model", "model_from_checkpoint", "save_model"]
+__all__ = ["checkpoint_of_model", "generalist_path", "load_checkpoint", "load_generalist", "load_model",
+           "model_from_checkpoint", "save_model"]
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -53,6 +54,31 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path | None = None) 
 def load_model(path: str | Path) -> DistanceModel:
     """:func:`load_checkpoint` then :func:`model_from_checkpoint`."""
     return model_from_checkpoint(load_checkpoint(path), path)
+
+
+def checkpoint_of_model(model: DistanceModel, history: list | None = None) -> dict[str, Any]:
+    """A checkpoint that :func:`load_model` reads back as ``model`` (weights and what the
+    network expects; nothing to resume training from)."""
+    return {"format": CHECKPOINT_FORMAT, "config": TrainConfig(encoder=model.net.config).to_dict(),
+            "norm": None if model.norm is None else list(model.norm), "original_box": model.original_box,
+            "phase_flip": model.phase_flip, "any_box": model.any_box,
+            "best_state": model.net.state_dict(), "model_state": None, "history": list(history or [])}
+
+
+def generalist_path() -> Path:
+    """Where the shipped generalist network lies (inside the package, made by
+    ``scripts/train_generalist.py``; its record is ``generalist.json`` beside it)."""
+    return Path(__file__).resolve().parents[1] / "weights" / "generalist.pt"
+
+
+def load_generalist() -> DistanceModel:
+    """The generalist distance network shipped with the package: trained on procedural
+    proteins only, phase-flipped and per-image-normalised input, any box accepted."""
+    path = generalist_path()
+    if not path.exists():
+        raise InputError("the generalist network is missing from this installation "
+                         "(run scripts/train_generalist.py)", path)
+    return load_model(path)
 
 
 def save_model(path: str | Path, checkpoint: dict[str, Any]) -> Path:

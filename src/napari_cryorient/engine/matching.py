@@ -1,0 +1,137 @@
+"""Scoring candidate poses of particle images against a map: the core of refinement and
+global search.
+
+:class:`SliceMatcher` samples central slices of a map's transform directly on the few
+hundred Fourier samples of a disc (up to ``fmax``) and scores images against them with
+the normalised correlation ``s = Re⟨C·P, X⟩ / ‖C·P‖`` (C: the particle's CTF).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .ctf import CTFParams, compute_ctf_rfft
+from .fourier import load_images, prepare_rfft
+from .frequencies import frequency_grid, friedel_weights
+from .projector import gridding_corrected_padded
+
+__all__ = ["SliceMatcher", "pose_scores", "prepare_matching_images"]
+
+
+class SliceMatcher:
+    """Scores candidate poses of image chunks against one filtered half-map.
+
+    Only the few hundred Fourier samples inside the search disc matter, so the candidate
+    slices are sampled directly there (trilinear, ``grid_sample`` on the full centred
+    transform of the padded map: no Friedel bookkeeping, no full-size slices). The map is
+    prepared as in :class:`~napari_cryorient.engine.projector.FourierProjector` (``sinc²``
+    gridding correction, zero padding), and the samples equal that projector's slices.
+    """
+
+    def __init__(self, volume: torch.Tensor, fmax: float, pad_factor: float, device: torch.device):
+        d = volume.shape[-1]
+        vol, _ = gridding_corrected_padded(volume, pad_factor, device)
+        p = vol.shape[-1]
+        self.p = p
+        dims = (-3, -2, -1)
+        ft = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(vol, dim=dims), dim=dims), dim=dims)
+        self._ft = torch.stack([ft.real, ft.imag])[None].contiguous()  # (1, 2, p, p, p)
+        fmax_padded = fmax * d / p  # cycles/pixel on the padded grid
+        g = frequency_grid((p, p), rfft=True, fftshift=True, device=device)  # (p, p//2+1, [y, x])
+        gy, gx = g[..., 0], g[..., 1]
+        self.mask = torch.sqrt(gx**2 + gy**2) <= fmax_padded  # on the (p, p//2+1) image rfft
+        self._k = torch.stack([gx[self.mask], gy[self.mask], torch.zeros_like(gx[self.mask])], -1)
+        self.weight = friedel_weights((p, p), torch.float32, device)[self.mask]  # (m,)
+
+    def slices(self, rotations: torch.Tensor) -> torch.Tensor:
+        """`(n, m)` complex samples of the map transform on the disc, for `(n, 3, 3)` poses.
+
+        The slice of pose ``R`` samples the map transform at ``R^T (kx, ky, 0)``.
+        """
+        coords = self._k @ rotations  # rows k^T R = (R^T k)^T: (n, m, 3) xyz, cycles/pixel
+        p = self.p
+        grid = (coords * p + p // 2) * (2.0 / (p - 1)) - 1.0  # align_corners=True
+        out = F.grid_sample(self._ft, grid[None, None], mode="bilinear", align_corners=True)
+        out = out[0, :, 0]  # (2, n, m)
+        return torch.complex(out[0], out[1])
+
+    def scores(self, images_rfft: torch.Tensor, ctf: torch.Tensor | None,
+               rotations: torch.Tensor) -> torch.Tensor:
+        """`(b, k)` scores ``s_k`` for `(b, p, p//2+1)` fftshifted image rffts, optional CTFs
+        of the same shape and `(b, k, 3, 3)` candidate poses."""
+        b, k = rotations.shape[:2]
+        proj = self.slices(rotations.reshape(-1, 3, 3)).reshape(b, k, -1)  # (b, k, m)
+        x = images_rfft[..., self.mask][:, None, :]  # (b, 1, m)
+        if ctf is not None:
+            proj = proj * ctf[..., self.mask][:, None, :]
+        num = (self.weight * (proj.conj() * x).real).sum(-1)
+        den = torch.sqrt((self.weight * proj.abs() ** 2).sum(-1)).clamp_min(1e-20)
+        return num / den
+
+    def shift_phases(self, offsets_px: torch.Tensor) -> torch.Tensor:
+        """`(t, m)` phase factors that translate the disc samples of an image by each of the
+        `(t, 2)` offsets ``(dx, dy)`` (pixels; the content moves by ``+offset``, i.e. the
+        particle's RELION origin grows by ``offset · pixel size``)."""
+        kx, ky = self._k[:, 0], self._k[:, 1]
+        off = offsets_px.to(kx.dtype)
+        return torch.exp(-2j * torch.pi * (off[:, :1] * kx + off[:, 1:] * ky))
+
+    def best_offsets(self, images_rfft: torch.Tensor, ctf: torch.Tensor | None, rotations: torch.Tensor,
+                     offsets_px: torch.Tensor) -> torch.Tensor:
+        """`(b,)` index of the best of `(t, 2)` offsets for `(b, 3, 3)` poses: the one whose
+        translated image correlates best with the pose's projection."""
+        proj = self.slices(rotations)  # (b, m)
+        if ctf is not None:
+            proj = proj * ctf[..., self.mask]
+        x = images_rfft[..., self.mask][:, None, :] * self.shift_phases(offsets_px)[None]  # (b, t, m)
+        num = (self.weight * (proj[:, None].conj() * x).real).sum(-1)
+        return num.argmax(1)
+
+    def log_posterior(self, images_rfft: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """`(b, k)` log posterior (up to a constant per particle) of the candidates, from their
+        scores: ``s_k² / (2σ²)`` with ``σ²`` the residual power per coefficient of the best."""
+        xx = (self.weight * images_rfft[..., self.mask].abs() ** 2).sum(-1)
+        best = scores.max(1).values
+        sigma2 = ((xx - best**2) / self.weight.sum()).clamp_min(1e-20 * xx.clamp_min(1e-30))
+        return (scores**2 - best[:, None] ** 2) / (2 * sigma2[:, None])
+
+
+def prepare_matching_images(images: Any, index: np.ndarray, pixel_size_a: float, shifts_a: np.ndarray,
+                    pad: int, device: torch.device) -> torch.Tensor:
+    """Fftshifted (dim -2) rffts of the padded, re-centred images ``index``."""
+    f = prepare_rfft(load_images(images, index, device), pixel_size_a, shifts_a[index], pad)
+    return torch.fft.fftshift(f, dim=(-2,))
+
+
+def pose_scores(
+    images: Any,
+    volume: torch.Tensor | np.ndarray,
+    rotations: np.ndarray,
+    pixel_size_a: float,
+    shifts_a: np.ndarray,
+    ctf: CTFParams | None,
+    resolution_a: float,
+    chunk: int = 256,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """`(n,)` normalised correlation of each image with the projection of ``volume`` at its
+    pose and origin (CTF applied), up to ``resolution_a`` (Å)."""
+    device = torch.device(device)
+    size = int(np.asarray(images[0:1]).shape[-1])
+    vol = torch.as_tensor(volume, dtype=torch.float32)
+    matcher = SliceMatcher(vol, min(0.5, pixel_size_a / resolution_a), 2.0, device)
+    out = np.empty(len(rotations))
+    for start in range(0, len(rotations), chunk):
+        idx = np.arange(start, min(len(rotations), start + chunk))
+        x = prepare_matching_images(images, idx, pixel_size_a, shifts_a, (matcher.p - size) // 2, device)
+        c = None
+        if ctf is not None:
+            c = torch.fft.fftshift(compute_ctf_rfft(ctf.subset(idx), matcher.p, pixel_size_a, device),
+                                   dim=(-2,))
+        rot = torch.from_numpy(rotations[idx]).to(device, torch.float32)[:, None]
+        out[idx] = matcher.scores(x, c, rot)[:, 0].cpu().numpy()
+    return out
