@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from ..io import read_map, staged_outputs, write_map
 from ..io.checkpoint import checkpoint_of_model, load_generalist, load_model, save_model
 from ..io.errors import InputError
 from ..io.particles import write_particle_set
-from ..method.ab_initio import AbInitioSettings, ab_initio
+from ..method.ab_initio import PRESETS, AbInitioSettings, ab_initio
 from ..method.evaluate import random_pose_baseline
 from ._common import (
     add_device_arg,
@@ -54,8 +53,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="a start map (e.g. a homologue), low-pass filtered before use")
     parser.add_argument("--model", type=Path, default=None,
                         help="distance network to start from (default: the shipped generalist)")
-    parser.add_argument("--rounds", type=bounded_int(0, 50), default=AbInitioSettings.rounds,
-                        help="self-training rounds at most (default %(default)s)")
+    parser.add_argument("--preset", choices=PRESETS, default="standard",
+                        help="quick (a first look), standard or thorough (default %(default)s)")
+    parser.add_argument("--rounds", type=bounded_int(0, 50), default=None,
+                        help="self-training rounds at most (default: the preset's)")
+    parser.add_argument("--no-ctf", action="store_true",
+                        help="accept particles without CTF parameters (CTF-free images, e.g. simulations)")
     parser.add_argument("--start-resolution", type=float, default=None, metavar="Å",
                         help="low-pass of the start shared by the halves (default: 12 pixels)")
     parser.add_argument("--seed", type=SEED, default=0)
@@ -93,12 +96,14 @@ def main(args: argparse.Namespace) -> int:
                 [args.out / name for name in OUTPUTS], folders=[args.out])
     if particles.pixel_size_a is None:
         raise InputError("the pixel size is unknown: give --pixel-size", args.particles)
-    if particles.ctf is None:
-        print("note: the particles have no CTF parameters; they are treated as CTF-free images")
+    if particles.ctf is None and not args.no_ctf:
+        raise InputError("the particles have no CTF parameters (rlnDefocusU, rlnDefocusV, ...): ab initio "
+                         "needs them; give --no-ctf for CTF-free images", args.particles)
     model = load_model(args.model) if args.model is not None else load_generalist()
     reference = _reference(args.reference, particles.box, particles.pixel_size_a)
-    settings = replace(AbInitioSettings(), rounds=args.rounds, start_resolution_a=args.start_resolution,
-                       seed=args.seed, device=device)
+    changes = {"rounds": args.rounds} if args.rounds is not None else {}
+    settings = AbInitioSettings.preset(args.preset, start_resolution_a=args.start_resolution, seed=args.seed,
+                                       device=device, **changes)
     try:
         result = run_with_progress(ab_initio(particles.with_poses(None), model, settings, reference))
         base = run_with_progress(random_pose_baseline(particles, ctf_correction="wiener" if particles.ctf
@@ -114,7 +119,8 @@ def main(args: argparse.Namespace) -> int:
             write_map(stage / f"map_half{h + 1}.mrc", rec.half_maps[h], rec.pixel_size_a)
             if result.networks:
                 save_model(stage / f"network_half{h + 1}.pt", checkpoint_of_model(result.networks[h]))
-        record = {"half_maps": fsc.to_dict(), "random_poses": base.to_dict(), "halves": result.halves.tolist()}
+        record = {"half_maps": fsc.to_dict(), "random_poses": base.to_dict(),
+                  "halves": result.halves.tolist()}
         (stage / "fsc.json").write_text(json.dumps(record, indent=1))
         (stage / "rounds.json").write_text(json.dumps(result.rounds, indent=1))
     beats = fsc.resolution_0143_a < 0.9 * base.resolution_0143_a

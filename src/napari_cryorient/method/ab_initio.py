@@ -52,10 +52,13 @@ from ..engine.simulate import project_particles
 from ..engine.train import DistanceTrainer, TrainConfig
 from ..engine.training_data import TrainingData
 
-__all__ = ["MIN_PARTICLES", "AbInitioResult", "AbInitioSettings", "ab_initio", "split_halves"]
+__all__ = ["MIN_PARTICLES", "PRESETS", "AbInitioResult", "AbInitioSettings", "ab_initio", "split_halves"]
 
 #: the fewest particles the truth-free pipeline accepts (each half must be recoverable)
 MIN_PARTICLES = 40
+
+#: names of :meth:`AbInitioSettings.preset`
+PRESETS = ("quick", "standard", "thorough")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,25 @@ class AbInitioSettings:
     min_improvement: float = 0.01
     seed: int = 0
     device: str | torch.device = "cpu"
+
+    @classmethod
+    def preset(cls, name: str, **changes) -> AbInitioSettings:
+        """``"quick"`` (a first look, minutes for a few thousand particles), ``"standard"``
+        (the defaults) or ``"thorough"`` (finer grids, more rounds); ``changes`` override."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        base = cls()
+        if name == "quick":
+            base = replace(base, rounds=1, global_iterations=2, fine_tune_steps=100, simulated_views=1000,
+                           search=replace(base.search, n_rotations=2000),
+                           refine=replace(base.refine, radii_deg=(6.0, 3.0)),
+                           recovery=replace(base.recovery, n_steps=150, n_restarts=1, screen_candidates=2))
+        elif name == "thorough":
+            base = replace(base, rounds=4, global_iterations=4, fine_tune_steps=600, simulated_views=5000,
+                           search=replace(base.search, n_rotations=8000, shift_step_px=1.0),
+                           refine=replace(base.refine, radii_deg=(10.0, 6.0, 4.0, 2.0, 1.0)),
+                           recovery=replace(base.recovery, n_steps=500, n_restarts=3))
+        return replace(base, **changes)
 
     def validate(self) -> None:
         if (self.rounds < 0 or self.global_iterations < 1 or self.fine_tune_steps < 1
@@ -315,7 +337,7 @@ def _self_training_round(state: _State, k: int, rec: ReconstructionResult, model
         proposed = yield from _recover_half(part, net, s, label)
         # the new poses in this half's frame (the O(4) map from the current poses; no truth)
         q_new = so3.matrix_to_quaternion(proposed)
-        aligned = align_to_reference(q_new, so3.matrix_to_quaternion(part.rotations), seed=s.seed).aligned
+        aligned = align_to_reference(q_new, so3.matrix_to_quaternion(part.rotations), seed=s.seed).quaternions
         proposed = so3.quaternion_to_matrix(aligned)
         res = max(s.search_resolution_px * px, state.rounds[-1]["resolution_a"])
         now = pose_scores(part.images, rec.half_maps[h], part.rotations, px, part.shifts_a, part.ctf, res,

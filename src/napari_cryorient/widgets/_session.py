@@ -99,6 +99,8 @@ class Session:
         `(n, 3, 3)` recovered poses; `(n,)` errors against the truth (simulations only).
     metrics
         Figures of the last runs (for the export report).
+    shifts_a
+        `(n, 2)` origins (Å) found with the last poses (ab initio), or None: the data set's own.
     volume, projector, fsc
         The last reconstruction, a projector of it (built in the worker), and its FSCs
         ``(half-maps, against the truth or None)``.
@@ -111,6 +113,7 @@ class Session:
     trainer: Any = None
     features: np.ndarray | None = None
     poses: np.ndarray | None = None
+    shifts_a: np.ndarray | None = None
     errors_deg: np.ndarray | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     volume: np.ndarray | None = None
@@ -121,11 +124,17 @@ class Session:
     def set_dataset(self, dataset: Dataset) -> None:
         """Adopt a new particle set: every result of the previous one is dropped first; the
         distance network is kept (it is checked against the new images when it is used)."""
-        self.trainer = self.features = self.poses = self.errors_deg = None
+        self.trainer = self.features = self.poses = self.shifts_a = self.errors_deg = None
         self.volume = self.projector = self.fsc = None
         self.metrics = {}
         self.current = 0
         self.dataset = dataset
+
+    def origins_a(self) -> np.ndarray | None:
+        """The origins that go with :attr:`poses`: found ones, else the data set's."""
+        if self.shifts_a is not None:
+            return self.shifts_a
+        return None if self.dataset is None else self.dataset.shifts_a
 
     def select(self, index: int) -> None:
         """Select particle ``index`` (ignored when out of range)."""

@@ -86,6 +86,7 @@ class _Snapshot:
 
     dataset: Any
     poses: np.ndarray | None
+    shifts_a: np.ndarray | None
     errors_deg: np.ndarray | None
     volume: np.ndarray | None
     checkpoint: dict[str, Any] | None
@@ -96,7 +97,8 @@ class _Snapshot:
     @classmethod
     def of(cls, s: Any) -> _Snapshot:
         history = list(s.trainer.history) if s.trainer is not None else []
-        return cls(s.dataset, s.poses, s.errors_deg, s.volume, s.checkpoint, dict(s.metrics), history, s.fsc)
+        return cls(s.dataset, s.poses, s.origins_a(), s.errors_deg, s.volume, s.checkpoint, dict(s.metrics),
+                   history, s.fsc)
 
 
 def _write(snap: _Snapshot, folder: Path) -> Generator[Progress, None, tuple[Path, list[str]]]:
@@ -111,10 +113,11 @@ def _write(snap: _Snapshot, folder: Path) -> Generator[Progress, None, tuple[Pat
                 w(start, np.asarray(ds.images[start : start + 1024], dtype=np.float32))
         written.append("particles.mrcs")
         yield Progress("export", 1, steps, "particles")
-        for name, poses in (("poses.star", snap.poses), ("poses_true.star", ds.truth)):
+        for name, poses, shifts in (("poses.star", snap.poses, snap.shifts_a),
+                                    ("poses_true.star", ds.truth, ds.shifts_a)):
             if poses is not None:
                 write_particles(stage / name, poses, ds.pixel_size_a, ds.box, stack=stack,
-                                shifts_a=ds.shifts_a, ctf=ds.ctf)
+                                shifts_a=shifts, ctf=ds.ctf)
                 written.append(name)
         if snap.poses is not None:
             pose_features(snap.poses, snap.errors_deg).to_csv(stage / "poses.csv", index=False)

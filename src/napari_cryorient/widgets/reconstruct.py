@@ -59,14 +59,15 @@ class ReconstructWidget(JobWidget):
         if self.ctf.value != "none" and ds.ctf is None:
             raise ValueError("CTF correction needs CTF parameters; this data set has none")
         ctf_mode, reg = self.ctf.value, self.reg.value
-        particles = ds.particles.with_images(ds.images, ds.pixel_size_a)
+        shifts = self.session.origins_a() if self.poses.value == "recovered" else ds.shifts_a
+        particles = ds.particles.with_images(ds.images, ds.pixel_size_a).with_poses(poses, shifts)
 
         def job():
             rec = yield from reconstruct_volume(
                 ds.images,
                 poses,
                 ds.pixel_size_a,
-                shifts_a=ds.shifts_a,
+                shifts_a=shifts,
                 ctf=ds.ctf,
                 ctf_correction=ctf_mode,
                 half_maps=True,

@@ -1,6 +1,12 @@
 """Recover widget: orientations from the learned distances, ambiguity resolved from the
 images, optional local refinement; the result as points on the sphere of viewing
-directions (coloured by error when the truth is known) and an error histogram."""
+directions (coloured by error when the truth is known) and an error histogram.
+
+The "no truth (ab initio)" mode runs the truth-free pipeline on any adopted stack with the
+shipped generalist network (or the session's network): gold-standard halves, global
+search, refinement of poses and origins, self-training rounds; the poses on the sphere
+and the map are updated after every round, and the half-map FSC is shown beside the FSC
+that random poses give."""
 
 from __future__ import annotations
 
@@ -8,17 +14,20 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, Container, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, SpinBox
 from napari.layers import Points
 
 from ..engine import so3
 from ..engine.align import AlignmentResult
 from ..engine.recover import RecoveryConfig
 from ..engine.refine import RefineConfig
-from ..method import PoseRecovery, RecoverySettings, recover_poses
-from ..method.evaluate import harmless_alignment
+from ..io.checkpoint import load_generalist
+from ..method import RecoverySettings, recover_poses
+from ..method.ab_initio import PRESETS, AbInitioResult, AbInitioSettings, ab_initio
+from ..method.evaluate import harmless_alignment, random_pose_baseline
 from ..method.recover import MIN_PARTICLES
-from ..plugin.layer_data import SPHERE_RADIUS, pose_points_layer_data
+from ..plots import draw_fsc
+from ..plugin.layer_data import SPHERE_RADIUS, image_layer_data, pose_points_layer_data
 from ._base import JobWidget
 from ._plots import PlotCanvas
 
@@ -26,6 +35,8 @@ __all__ = ["RecoverWidget"]
 
 LAYER = "recovered poses"
 VECTORS = "in-plane directions"
+MAP = "ab-initio map"
+LEARNED, NO_TRUTH = "learned distance (trained network)", "no truth (ab initio)"
 
 
 class RecoverWidget(JobWidget):
@@ -36,6 +47,8 @@ class RecoverWidget(JobWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         d = RecoveryConfig()
+        self.mode = ComboBox(name="mode", label="mode", choices=[LEARNED, NO_TRUTH], value=LEARNED)
+        self.preset = ComboBox(name="preset", label="ab-initio preset", choices=list(PRESETS), value="quick")
         self.steps = SpinBox(name="steps", label="recovery optimiser steps", min=0, max=100000,
                              value=d.n_steps)
         self.restarts = SpinBox(name="restarts", label="restarts", min=1, max=50, value=d.n_restarts)
@@ -44,23 +57,28 @@ class RecoverWidget(JobWidget):
         self.inplane = CheckBox(name="inplane", label="show in-plane directions (vectors)", value=False)
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
         form = Container(
-            widgets=[self.steps, self.restarts, self.resolve, self.refine, self.inplane, self.seed]
+            widgets=[self.mode, self.preset, self.steps, self.restarts, self.resolve, self.refine,
+                     self.inplane, self.seed]
         )
         super().__init__(napari_viewer, form, start_text="Recover")
         self.loss_plot = PlotCanvas()
         self.error_plot = PlotCanvas()
+        self.fsc_plot = PlotCanvas()
         self.layout().addWidget(self.loss_plot)
         self.layout().addWidget(self.error_plot)
+        self.layout().addWidget(self.fsc_plot)
         self._losses: list[float] = []
         self.session.events.dataset.connect(self._drop_layers)
 
     def _drop_layers(self) -> None:
         """Poses of an older data set are removed when another one is adopted."""
-        for name in (LAYER, VECTORS):
+        for name in (LAYER, VECTORS, MAP):
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
 
     def make_job(self):
+        if self.mode.value == NO_TRUTH:
+            return self._ab_initio_job()
         ds = self.require_dataset()
         model = self.require_model()
         particles = ds.particles
@@ -83,8 +101,31 @@ class RecoverWidget(JobWidget):
 
         return job
 
+    def _ab_initio_job(self):
+        ds = self.require_dataset()
+        particles = ds.particles.with_poses(None)
+        particles.require_pixel_size()
+        # the session's network when it accepts these images, else the shipped generalist
+        model = self.require_model() if self.session.checkpoint is not None else load_generalist()
+        if not model.any_box and model.original_box != particles.box:
+            model = load_generalist()
+        settings = AbInitioSettings.preset(self.preset.value, seed=self.seed.value)
+        ctf_mode = "wiener" if particles.ctf is not None else "none"
+        self._losses, self._estimate = [], None
+        truth = ds.truth
+
+        def job():
+            result = yield from ab_initio(particles, model, settings)
+            baseline = yield from random_pose_baseline(particles, ctf_mode, seed=self.seed.value)
+            return result, baseline, _harmless_errors(result.particles.rotations, truth)
+
+        return job
+
     def on_event(self, event) -> None:
         super().on_event(event)
+        if event.stage == "round" and isinstance(event.data.get("result"), AbInitioResult):
+            self._show_round(event.data["result"])  # a complete round: show it now
+            return
         if event.stage == "recover" and event.data.get("estimate") is not None:
             self._estimate = event.data["estimate"]
         loss = event.data.get("loss")
@@ -102,7 +143,39 @@ class RecoverWidget(JobWidget):
             ax.set_ylabel("recovery loss (rad²)")
         self.loss_plot.redraw()
 
-    def on_result(self, outcome: tuple[PoseRecovery, AlignmentResult | None]) -> None:
+    def _show_round(self, result: AbInitioResult, baseline=None, aligned=None) -> None:
+        """Poses, origins and map of a complete ab-initio round, and its half-map FSC."""
+        rec = result.reconstruction
+        self.session.shifts_a = result.particles.shifts_a
+        summary = self._show_poses(result.particles.rotations, aligned)
+        self.session.volume = rec.volume
+        if MAP in self.viewer.layers:
+            self.viewer.layers[MAP].data = rec.volume
+        else:
+            data, kw, _ = image_layer_data(rec.volume, rec.pixel_size_a, MAP, rendering="iso",
+                                           iso_threshold=float(np.percentile(rec.volume, 99.5)) * 0.7,
+                                           colormap="gray")
+            self.viewer.add_image(data, **kw)
+        last = result.rounds[-1]
+        curves = {"half-maps (gold standard)": result.fsc}
+        text = f"{last['stage']}: half-map FSC 0.143 {result.fsc.resolution_0143_a:.1f} Å"
+        if baseline is not None:
+            curves["half-maps, random poses (baseline)"] = baseline
+            text += f" (random poses give {baseline.resolution_0143_a:.1f} Å)"
+            if result.fsc.resolution_0143_a >= 0.9 * baseline.resolution_0143_a:
+                text = "WARNING: no better than random poses — do not trust this result; " + text
+        self.fsc_plot.axes.clear()
+        draw_fsc(self.fsc_plot.axes, curves)
+        self.fsc_plot.redraw()
+        self.status.setText(text + summary)
+
+    def on_result(self, outcome) -> None:
+        if isinstance(outcome[0], AbInitioResult):
+            result, baseline, aligned = outcome
+            self._show_round(result, baseline, aligned)
+            self.session.metrics.update(half_map_resolution_a=result.fsc.resolution_0143_a,
+                                        random_pose_resolution_a=baseline.resolution_0143_a)
+            return
         result, aligned = outcome
         self.session.features = result.features
         summary = self._show_poses(result.rotations, aligned)
