@@ -416,3 +416,45 @@ def test_the_half_map_fsc_is_shown_beside_random_poses_and_warns_when_no_better(
     qtbot.waitUntil(lambda: not recon.runner.running, timeout=120_000)
     assert "WARNING" in recon.status.text() and "no better than random" in recon.status.text()
     assert not errors, errors
+
+
+def test_no_truth_mode_shows_each_round_and_the_random_pose_baseline(make_napari_viewer, qtbot, errors,
+                                                                     monkeypatch):
+    """Ab initio on an adopted stack, no network trained: the shipped generalist is used,
+    rounds appear as they finish, the found origins go on to Reconstruct."""
+    from dataclasses import replace
+
+    import napari_cryorient.widgets.recover as recover_module
+    from napari_cryorient.method.ab_initio import AbInitioSettings
+
+    real = AbInitioSettings.preset
+
+    def small(name, **changes):  # the quick preset, shorter still for CI
+        return replace(real(name, **changes), fine_tune_steps=10, simulated_views=100)
+
+    monkeypatch.setattr(recover_module.AbInitioSettings, "preset", staticmethod(small))
+    viewer = make_napari_viewer()
+    w = DatasetWidget(viewer)
+    w.n.value, w.box.value, w.pixel.value, w.snr.value = 200, 32, 4.0, 0.0
+    w.ctf.value = True
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    r = RecoverWidget(viewer)
+    r.mode.value = recover_module.NO_TRUTH
+    rounds_seen = []
+    original = r._show_round
+
+    def spy(result, *args):
+        rounds_seen.append(result.rounds[-1]["stage"])
+        original(result, *args)
+
+    monkeypatch.setattr(r, "_show_round", spy)
+    r.start()
+    qtbot.waitUntil(lambda: not r.runner.running, timeout=300_000)
+    assert not errors, errors
+    assert rounds_seen and rounds_seen[0] == "refine"  # shown when the first round finished
+    assert recover_module.MAP in viewer.layers and recover_module.LAYER in viewer.layers
+    assert len(viewer.layers[recover_module.LAYER].data) == 200
+    assert "random poses give" in r.status.text()
+    assert r.session.shifts_a is not None and r.session.shifts_a.shape == (200, 2)
+    assert r.session.origins_a() is r.session.shifts_a
