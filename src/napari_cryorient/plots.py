@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from .engine import so3
 from .engine.distance_eval import DistanceEvaluation
 from .engine.fsc import FSCResult
 from .io.atomic_write import atomic_path
 
-__all__ = ["draw_fsc", "plot_distances", "plot_errors", "plot_fsc", "plot_losses"]
+__all__ = ["draw_fsc", "draw_viewing_directions", "plot_distances", "plot_errors", "plot_fsc", "plot_losses",
+           "plot_viewing_directions"]
 
 
 def _figure(width: float = 5.5, height: float = 3.8):
@@ -92,4 +94,29 @@ def plot_errors(errors: dict[str, np.ndarray], path: str | Path) -> None:
     ax.set_xlabel("orientation error (°)")
     ax.set_ylabel("particles")
     ax.legend(fontsize=7)
+    _save(fig, Path(path))
+
+
+def draw_viewing_directions(ax: Any, rotations: np.ndarray, bins: tuple[int, int] = (36, 18)) -> None:
+    """Heat map of the viewing directions (azimuth × elevation, as RELION and cryoSPARC
+    show them) of `(n, 3, 3)` poses. Elevation bins are equal in ``sin(elevation)`` so that
+    uniform directions give a flat map; bunched views show as hot spots."""
+    v = so3.viewing_directions(np.asarray(rotations, dtype=np.float64))
+    azimuth = np.degrees(np.arctan2(v[:, 1], v[:, 0]))
+    sin_el = np.clip(v[:, 2], -1, 1)
+    counts, _, _ = np.histogram2d(azimuth, sin_el, bins=bins, range=[[-180, 180], [-1, 1]])
+    expected = len(v) / (bins[0] * bins[1])
+    image = ax.imshow(counts.T / max(expected, 1e-12), origin="lower", aspect="auto", cmap="magma",
+                      extent=(-180, 180, -1, 1))
+    ticks = np.array([-90, -45, 0, 45, 90])
+    ax.set_yticks(np.sin(np.radians(ticks)), [f"{t}°" for t in ticks])
+    ax.set_xlabel("azimuth (°)")
+    ax.set_ylabel("elevation")
+    ax.figure.colorbar(image, ax=ax, label="particles / uniform")
+
+
+def plot_viewing_directions(rotations: np.ndarray, path: str | Path) -> None:
+    """:func:`draw_viewing_directions` saved as PNG."""
+    fig, ax = _figure()
+    draw_viewing_directions(ax, rotations)
     _save(fig, Path(path))

@@ -33,14 +33,18 @@ SPHERE_RADIUS = 50.0
 LayerData = tuple[Any, dict[str, Any], str]
 
 
-def pose_features(rotations: np.ndarray, errors_deg: np.ndarray | None = None) -> pd.DataFrame:
-    """Features table of a pose layer (see the module docstring)."""
+def pose_features(rotations: np.ndarray, errors_deg: np.ndarray | None = None,
+                  confidence: np.ndarray | None = None) -> pd.DataFrame:
+    """Features table of a pose layer (see the module docstring); ``confidence``: each
+    particle's correlation with its own half-map after refinement (higher is better)."""
     euler = so3.matrix_to_euler_relion(rotations)
     f = pd.DataFrame(
         {"index": np.arange(len(rotations)), "rot": euler[:, 0], "tilt": euler[:, 1], "psi": euler[:, 2]}
     )
     if errors_deg is not None:
         f["error_deg"] = np.asarray(errors_deg, dtype=np.float64)
+    if confidence is not None:
+        f["confidence"] = np.asarray(confidence, dtype=np.float64)
     return f
 
 
@@ -50,6 +54,7 @@ def pose_points_layer_data(
     name: str = "poses",
     pixel_size_a: float | None = None,
     extra_metadata: dict[str, Any] | None = None,
+    confidence: np.ndarray | None = None,
 ) -> LayerData:
     """Points on the sphere of viewing directions, one per particle.
 
@@ -63,11 +68,13 @@ def pose_points_layer_data(
         Layer name.
     pixel_size_a
         Pixel size of the particles (kept in the metadata for the STAR writer).
+    confidence
+        `(n,)` per-particle confidence (colours the points when there is no error).
     """
     rotations = np.asarray(rotations, dtype=np.float64)
     v = so3.viewing_directions(rotations)  # (n, 3) xyz
     coords = SPHERE_RADIUS * v[:, ::-1]  # napari (z, y, x)
-    features = pose_features(rotations, errors_deg)
+    features = pose_features(rotations, errors_deg, confidence)
     kwargs: dict[str, Any] = {
         "name": name,
         "features": features,
@@ -87,6 +94,11 @@ def pose_points_layer_data(
         kwargs["face_color"] = "error_deg"
         kwargs["face_colormap"] = "plasma"
         kwargs["face_contrast_limits"] = (0.0, max(1.0, float(np.percentile(errors_deg, 95))))
+    elif confidence is not None:
+        lo, hi = np.percentile(confidence, [5, 95])
+        kwargs["face_color"] = "confidence"
+        kwargs["face_colormap"] = "viridis"
+        kwargs["face_contrast_limits"] = (float(lo), float(max(hi, lo + 1e-12)))
     return coords, kwargs, "points"
 
 

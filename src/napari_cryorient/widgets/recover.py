@@ -26,7 +26,7 @@ from ..method import RecoverySettings, recover_poses
 from ..method.ab_initio import PRESETS, AbInitioResult, AbInitioSettings, ab_initio
 from ..method.evaluate import harmless_alignment, random_pose_baseline
 from ..method.recover import MIN_PARTICLES
-from ..plots import draw_fsc
+from ..plots import draw_fsc, draw_viewing_directions
 from ..plugin.layer_data import SPHERE_RADIUS, image_layer_data, pose_points_layer_data
 from ._base import JobWidget
 from ._plots import PlotCanvas
@@ -64,7 +64,9 @@ class RecoverWidget(JobWidget):
         self.loss_plot = PlotCanvas()
         self.error_plot = PlotCanvas()
         self.fsc_plot = PlotCanvas()
+        self.directions_plot = PlotCanvas()
         self.layout().addWidget(self.loss_plot)
+        self.layout().addWidget(self.directions_plot)
         self.layout().addWidget(self.error_plot)
         self.layout().addWidget(self.fsc_plot)
         self._losses: list[float] = []
@@ -147,7 +149,7 @@ class RecoverWidget(JobWidget):
         """Poses, origins and map of a complete ab-initio round, and its half-map FSC."""
         rec = result.reconstruction
         self.session.shifts_a = result.particles.shifts_a
-        summary = self._show_poses(result.particles.rotations, aligned)
+        summary = self._show_poses(result.particles.rotations, aligned, result.scores)
         self.session.volume = rec.volume
         if MAP in self.viewer.layers:
             self.viewer.layers[MAP].data = rec.volume
@@ -178,11 +180,13 @@ class RecoverWidget(JobWidget):
             return
         result, aligned = outcome
         self.session.features = result.features
-        summary = self._show_poses(result.rotations, aligned)
+        scores = result.refinement.scores if result.refinement is not None else None
+        summary = self._show_poses(result.rotations, aligned, scores)
         self.status.setText(f"recovered {len(result.rotations)} poses, recovery loss "
                             f"{result.recovery.loss:.4f} rad²{summary}")
 
-    def _show_poses(self, poses: np.ndarray, aligned: AlignmentResult | None = None) -> str:
+    def _show_poses(self, poses: np.ndarray, aligned: AlignmentResult | None = None,
+                    confidence: np.ndarray | None = None) -> str:
         """Store and render poses (points, optional in-plane vectors, error histogram);
         returns the error summary (empty without a truth). ``aligned``: the harmless
         alignment to the truth, when the job already computed it."""
@@ -208,6 +212,7 @@ class RecoverWidget(JobWidget):
             name=LAYER,
             pixel_size_a=ds.pixel_size_a if ds else None,
             extra_metadata={"box": ds.box, "particles": ds.particles} if ds else {"box": 0},
+            confidence=confidence,
         )
         layer: Points = self.viewer.add_points(data, **kw)
         layer.selected_data.events.items_changed.connect(lambda *_: self._on_pick(layer))
@@ -225,6 +230,10 @@ class RecoverWidget(JobWidget):
             )
         self._plot_losses()
         self._plot_errors(errors)
+        self.directions_plot.figure.clear()
+        draw_viewing_directions(self.directions_plot.figure.add_subplot(), poses)
+        self.directions_plot.redraw()
+        self.directions_plot.axes = self.directions_plot.figure.axes[0]
         return summary
 
     def _finished(self) -> None:
