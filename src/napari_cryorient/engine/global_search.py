@@ -46,8 +46,14 @@ class GlobalSearchConfig:
         ``shift_step_px`` (pixels), around each particle's current origin.
     particles_per_chunk, rotations_per_block
         Work sizes (memory bound).
+    temperature
+        0: each particle takes its best candidate. Above 0: it takes a candidate *drawn*
+        from its posterior ``p_k ∝ exp(s_k² / (2 σ² T))`` (``σ²``: the image's power per
+        Fourier coefficient, the noise level at low SNR; Gumbel-max sampling, block by
+        block). Drawing instead of maximising lets an iterated search started from a
+        featureless map break its symmetry gradually (annealing ``T`` towards 0).
     seed
-        Seed of the rotation grid.
+        Seed of the rotation grid (and of the draws).
     """
 
     n_rotations: int = 4000
@@ -57,6 +63,7 @@ class GlobalSearchConfig:
     particles_per_chunk: int = 128
     rotations_per_block: int = 2000
     pad_factor: float = 2.0
+    temperature: float = 0.0
     seed: int = 0
 
     def validate(self) -> None:
@@ -138,6 +145,7 @@ def global_search(
         device, torch.float32)
     offsets = _offsets(config).to(device)
     t = len(offsets)
+    gen = torch.Generator().manual_seed(config.seed + 1)
     try:
         ref = torch.as_tensor(reference, dtype=torch.float32)
         matcher = SliceMatcher(ref, fmax, config.pad_factor, device)
@@ -153,18 +161,24 @@ def global_search(
             x = prepare_matching_images(images, idx, pixel_size_a, shifts_a, (matcher.p - size) // 2,
                                         device)[..., matcher.mask]  # (b, m)
             c2 = torch.ones_like(x.real)
+            power = (w * x.abs() ** 2).sum(-1) / w.sum()  # per coefficient: the noise level at low SNR
             if ctf is not None:
                 c = torch.fft.fftshift(compute_ctf_rfft(ctf.subset(idx), matcher.p, pixel_size_a, device),
                                        dim=(-2,))[..., matcher.mask]
                 x, c2 = x * c, c * c
             xt = (x[:, None, :] * phases[None]).reshape(-1, x.shape[-1]) * w  # (b·t, m): C·X shifted
             b = len(idx)
+            if config.temperature > 0:  # posterior scale per particle: 1 / (2 σ² T)
+                beta = 1.0 / (2 * power.clamp_min(1e-20) * config.temperature)
             top = torch.full((b,), -torch.inf, device=device)
             arg = torch.zeros(b, dtype=torch.long, device=device)
             for k0, s in zip(range(0, len(grid), config.rotations_per_block), blocks, strict=True):
                 num = (xt @ s.conj().T).real.reshape(b, t, -1)  # (b, t, k)
                 den = torch.sqrt((c2 * w) @ (s.abs() ** 2).T).clamp_min(1e-20)  # (b, k)
                 score = (num / den[:, None, :]).reshape(b, -1)
+                if config.temperature > 0:
+                    u = torch.rand(score.shape, generator=gen).to(device).clamp(1e-12, 1 - 1e-12)
+                    score = beta[:, None] * score**2 - torch.log(-torch.log(u))  # Gumbel-max draw
                 val, pos = score.max(1)
                 better = val > top
                 top = torch.where(better, val, top)
@@ -172,7 +186,7 @@ def global_search(
                 arg = torch.where(better, (pos // kb) * len(grid) + k0 + pos % kb, arg)
             arg_cpu = arg.cpu().numpy()
             best_off[idx], best_rot[idx] = arg_cpu // len(grid), arg_cpu % len(grid)
-            best_score[idx] = top.cpu().numpy()
+            best_score[idx] = top.cpu().numpy()  # with a temperature: the drawn candidate's logit
             yield Progress("search", int(idx[-1]) + 1, n)
     except RuntimeError as err:
         raise EngineError(f"global search failed: {err}") from err

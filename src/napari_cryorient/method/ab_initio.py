@@ -72,9 +72,15 @@ class AbInitioSettings:
     start_resolution_a
         Low-pass of the shared start (Å); None: 12 pixels (24 Å at 2 Å/px).
     search_resolution_px
-        Resolution of the global search, in pixels (6: a third of Nyquist).
+        Resolution of the last global-search iteration, in pixels (6: a third of Nyquist);
+        the first compares up to the start resolution, and the limit moves linearly between.
     global_iterations
         Global-search iterations.
+    start_temperature
+        Temperature of the first iteration's drawn assignments
+        (:class:`~napari_cryorient.engine.global_search.GlobalSearchConfig`), annealed
+        linearly to 0 at the last-but-one; a start that knows little (a blob) is left
+        gradually instead of locked in at once.
     search, refine, recovery
         Settings of the global search, local refinement and SO(3) recovery.
     fine_tune_steps, simulated_views
@@ -89,7 +95,8 @@ class AbInitioSettings:
     rounds: int = 2
     start_resolution_a: float | None = None
     search_resolution_px: float = 6.0
-    global_iterations: int = 3
+    global_iterations: int = 8
+    start_temperature: float = 0.5
     search: GlobalSearchConfig = field(default_factory=GlobalSearchConfig)
     refine: RefineConfig = field(default_factory=lambda: RefineConfig(radii_deg=(8.0, 4.0, 2.0),
                                                                       search_shifts=True))
@@ -109,12 +116,12 @@ class AbInitioSettings:
             raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         base = cls()
         if name == "quick":
-            base = replace(base, rounds=1, global_iterations=2, fine_tune_steps=100, simulated_views=1000,
+            base = replace(base, rounds=1, global_iterations=5, fine_tune_steps=100, simulated_views=1000,
                            search=replace(base.search, n_rotations=2000),
                            refine=replace(base.refine, radii_deg=(6.0, 3.0)),
                            recovery=replace(base.recovery, n_steps=150, n_restarts=1, screen_candidates=2))
         elif name == "thorough":
-            base = replace(base, rounds=4, global_iterations=4, fine_tune_steps=600, simulated_views=5000,
+            base = replace(base, rounds=4, global_iterations=12, fine_tune_steps=600, simulated_views=5000,
                            search=replace(base.search, n_rotations=8000, shift_step_px=1.0),
                            refine=replace(base.refine, radii_deg=(10.0, 6.0, 4.0, 2.0, 1.0)),
                            recovery=replace(base.recovery, n_steps=500, n_restarts=3))
@@ -240,23 +247,27 @@ def _start_map(state: _State, model: DistanceModel | None, reference: np.ndarray
 def _global_iterations(state: _State, start: torch.Tensor) -> Job[ReconstructionResult]:
     s, px = state.s, state.px
     refs = [start, start]
-    search_res = s.search_resolution_px * px
+    last_res = s.search_resolution_px * px
+    first_res = max(last_res, s.start_resolution_a or 12.0 * px)
     rec = None
-    for it in range(s.global_iterations):
+    n_it = s.global_iterations
+    for it in range(n_it):
         previous = state.rotations.copy()
+        frac = it / max(1, n_it - 1)
+        search_res = first_res + (last_res - first_res) * frac
+        temperature = s.start_temperature * max(0.0, 1 - it / max(1, n_it - 2))
         for h in (0, 1):
             part = state.half(h)
             found = yield from forward(global_search(
                 part.images, refs[h], px, part.shifts_a, part.ctf,
-                replace(s.search, resolution_a=search_res, seed=s.seed + it), device=s.device),
-                "search", message=f"iteration {it + 1}/{s.global_iterations}, half {h + 1}")
+                replace(s.search, resolution_a=search_res, temperature=temperature, seed=s.seed + it),
+                device=s.device), "search", message=f"iteration {it + 1}/{n_it}, half {h + 1}")
             state.rotations[state.members[h]] = found.rotations
             state.shifts[state.members[h]] = found.shifts_a
         rec = yield from state.reconstruct("search")
         fsc = fourier_shell_correlation(*rec.half_maps, px)
         state.record(f"search {it + 1}", fsc, previous)
-        cut = max(search_res, fsc.resolution_0143_a)
-        refs = [lowpass_volume(rec.half_maps[h], cut, px) for h in (0, 1)]
+        refs = [lowpass_volume(rec.half_maps[h], search_res, px) for h in (0, 1)]
     state.stage_poses["search"] = state.rotations.copy()
     return rec
 
