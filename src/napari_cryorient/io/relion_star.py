@@ -336,6 +336,14 @@ def table_from_blocks(particles: pd.DataFrame, optics: pd.DataFrame | None, path
     return ParticleTable(particles.reset_index(drop=True), optics, Path(path), pixel, merged)
 
 
+def _final(path: Path) -> Path:
+    """Where a path inside a staging folder (:mod:`~napari_cryorient.io.staging`) will be once
+    its files are moved into place: image names are written relative to that."""
+    path = path.resolve()
+    parts = [p for p in path.parts if not p.startswith(".staging-")]
+    return Path(*parts)
+
+
 def _rebase_image_names(names: pd.Series, old_dir: Path, new_dir: Path) -> list[str]:
     """``index@stack`` names (relative to ``old_dir``, or absolute) made relative to ``new_dir``."""
     out: list[str] = []
@@ -344,13 +352,13 @@ def _rebase_image_names(names: pd.Series, old_dir: Path, new_dir: Path) -> list[
         idx, sep, stack = name.rpartition("@") if "@" in name else ("", "", name)
         if stack not in cache:
             p = Path(stack)
-            cache[stack] = os.path.relpath((p if p.is_absolute() else old_dir / p).resolve(), new_dir)
+            cache[stack] = os.path.relpath(_final(p if p.is_absolute() else old_dir / p), _final(new_dir))
         out.append(f"{idx}{sep}{cache[stack]}")
     return out
 
 
 def _relative_image_names(indices: np.ndarray, stack: Path, star_dir: Path) -> list[str]:
-    rel = os.path.relpath(stack.resolve(), star_dir.resolve())
+    rel = os.path.relpath(_final(stack), _final(star_dir))
     return [f"{i + 1:06d}@{rel}" for i in indices]
 
 
