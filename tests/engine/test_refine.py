@@ -9,9 +9,9 @@ import torch
 from napari_cryorient.engine import so3
 from napari_cryorient.engine.jobs import Progress, run_job
 from napari_cryorient.engine.projector import FourierProjector
+from napari_cryorient.engine.matching import SliceMatcher
 from napari_cryorient.engine.refine import (
     RefineConfig,
-    _Matcher,
     local_rotation_grid,
     refine_orientations,
 )
@@ -44,7 +44,7 @@ def test_local_grid_is_a_ball_of_rotations_starting_at_identity():
 
 
 def test_matcher_slices_equal_the_projector(volume):
-    matcher = _Matcher(volume, 0.3, 2.0, torch.device("cpu"))
+    matcher = SliceMatcher(volume, 0.3, 2.0, torch.device("cpu"))
     rot = torch.from_numpy(so3.sample_uniform_so3(12, np.random.default_rng(3))).float()
     ours = matcher.slices(rot)
     ref = FourierProjector(volume, pad_factor=2.0).project_rfft(rot)[..., matcher.mask]
@@ -54,7 +54,7 @@ def test_matcher_slices_equal_the_projector(volume):
 def test_matching_prefers_the_true_pose_of_a_clean_image(volume):
     rot = so3.sample_uniform_so3(6, np.random.default_rng(5))
     images = FourierProjector(volume).project(torch.from_numpy(rot).float())
-    matcher = _Matcher(volume, 0.4, 2.0, torch.device("cpu"))
+    matcher = SliceMatcher(volume, 0.4, 2.0, torch.device("cpu"))
     p = matcher.p
     pad = (p - 32) // 2
     x = torch.fft.fftshift(torch.fft.rfft2(torch.fft.ifftshift(
@@ -106,3 +106,19 @@ def test_refinement_rejects_bad_input(volume):
     bad[1, 3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         run_job(refine_orientations(bad, rot, 1.0))
+
+
+def test_shift_search_finds_off_centre_particles():
+    """With search_shifts, origins the refinement was not told are found to about a pixel."""
+    px = 4.0
+    volume = make_sample_volume("pseudo-protein", box=32, pixel_size_a=px)
+    sim = run_job(simulate_particles(volume, px, SimulationConfig(n_particles=200, snr_db=6.0, shift_std_a=6.0,
+                                                                  seed=4)))
+    config = RefineConfig(radii_deg=(4.0, 2.0, 2.0, 1.0), search_shifts=True)
+    halves = np.arange(200) % 2
+    result = run_job(refine_orientations(sim.images, sim.rotations, px, config=config, halves=halves))
+    before = np.linalg.norm(sim.shifts_a, axis=1).mean() / px
+    after = np.linalg.norm(result.shifts_a - sim.shifts_a, axis=1).mean() / px
+    assert after < 0.5 * before, (before, after)
+    assert np.array_equal(result.half_assignment, halves)
+    assert result.scores.shape == (200,) and np.isfinite(result.scores).all()
