@@ -8,8 +8,8 @@ import torch
 
 from napari_cryorient.engine import so3
 from napari_cryorient.engine.jobs import Progress, run_job
-from napari_cryorient.engine.projector import FourierProjector
 from napari_cryorient.engine.matching import SliceMatcher
+from napari_cryorient.engine.projector import FourierProjector
 from napari_cryorient.engine.refine import (
     RefineConfig,
     local_rotation_grid,
