@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         if "val_loss" in ev.data:
             d = ev.data
             print(f"epoch {d['epoch'] + 1}/{config.epochs}  train {d['train_loss']:.4f}"
-                  f"  val {d['val_loss']:.4f}  val MAE {d['val_mae_deg']:.2f}°  {time.perf_counter() - t1:.0f} s", flush=True)
+                  f"  val {d['val_loss']:.4f}  val MAE {d['val_mae_deg']:.2f}°"
+                  f"  {time.perf_counter() - t1:.0f} s", flush=True)
             save_model(args.out / "training.pt", trainer.checkpoint())
             _write(args, recipe, config, trainer, t_data, time.perf_counter() - t1)
     _write(args, recipe, config, trainer, t_data, time.perf_counter() - t1)
