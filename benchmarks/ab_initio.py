@@ -147,7 +147,7 @@ def write_table() -> None:
         "raw distance MAE for pairs closer than 10° / overall, and its 10-nearest-neighbour "
         "precision. Times marked * ran while other work shared the CPU.",
         "",
-        "| case | N | start (°) | search (°) | refine (°) | final (°) | origin error (px, none: ) "
+        "| case | N | start (°) | search (°) | refine (°) | final (°) | origin error, px (no search) "
         "| FSC 0.5 ours / true poses (Å) | half-map 0.143 / random (Å) | transfer: MAE <10° / all (°), "
         "NN precision | method (s) | machine |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
