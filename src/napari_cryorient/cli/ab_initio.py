@@ -128,6 +128,9 @@ def main(args: argparse.Namespace) -> int:
           f"random poses give {base.resolution_0143_a:.1f} Å")
     if not beats:
         print("warning: the half-map FSC is no better than what random poses give: do not trust these poses")
+    else:
+        print("note: beating random poses is necessary, not sufficient: halves that share a start can "
+              "agree on wrong features (see the user guide)")
     print(f"wrote {args.out}/ ({len(particles)} particles, {len(result.rounds)} steps)")
     return 0
 
