@@ -105,7 +105,9 @@ class RecoverWidget(JobWidget):
 
     def _ab_initio_job(self):
         ds = self.require_dataset()
-        particles = ds.particles.with_poses(None)
+        # a simulation's origins are its truth: the method starts from centred picks then
+        particles = replace(ds.particles, rotations=None,
+                            shifts_a=None if ds.truth is not None else ds.particles.shifts_a)
         particles.require_pixel_size()
         # the session's network when it accepts these images, else the shipped generalist
         model = self.require_model() if self.session.checkpoint is not None else load_generalist()
