@@ -67,6 +67,21 @@ def test_recover_rejects_a_model_for_another_box(sim, tmp_path, capsys):
     assert not (tmp_path / "x.star").exists()
 
 
+def test_model_records_pixel_size_and_normalisation_and_refuses_another_scale(sim, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    assert main(["train", "--star", str(sim / "particles.star"), "--epochs", "1",
+                 "--steps-per-epoch", "2", "--out", str(model)]) == 0
+    ckpt = torch.load(model, weights_only=True)
+    assert ckpt["pixel_size_a"] == pytest.approx(4.0)
+    assert ckpt["norm"] is None  # each image standardised on its own: any stack's scale works
+    capsys.readouterr()
+    assert main(["recover", "--star", str(sim / "particles.star"), "--model", str(model),
+                 "--pixel-size", "13.1", "--out", str(tmp_path / "x.star")]) == 2
+    err = capsys.readouterr().err
+    assert "4 Å/px" in err and "13.1 Å/px" in err
+    assert not (tmp_path / "x.star").exists()
+
+
 def test_method_cli_bad_input(sim, tmp_path, capsys):
     star = starfile.read(sim / "particles.star")
     star["particles"]["rlnImageName"] = [

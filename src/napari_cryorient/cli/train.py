@@ -102,7 +102,11 @@ def _load_data(args: argparse.Namespace, working_box: int):
     if working_box > images.shape[-1]:
         raise InputError(f"--working-box {working_box} is larger than the images "
                          f"({images.shape[-1]} px)", star)
-    return prepare_training_data(images, rotations, working_box, noise_variance=noise)
+    # as the network will see the particles: re-centred by their origins, phase-flipped
+    # with their CTF (when they have one), per-image standardised
+    return prepare_training_data(images, rotations, working_box, noise_variance=noise,
+                                 pixel_size_a=particles.pixel_size_a, shifts_a=particles.shifts_a,
+                                 ctf=particles.ctf, phase_flip=particles.ctf is not None)
 
 
 def _run(trainer: DistanceTrainer, out: Path, every_s: float) -> bool:

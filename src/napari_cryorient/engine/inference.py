@@ -103,6 +103,9 @@ class DistanceModel:
     any_box
         The network was trained on particles of many sizes and pixel sizes (the
         generalist): any box is accepted and Fourier-resized to the working box.
+    pixel_size_a
+        Pixel size (Å) of the training images, or None (not recorded): images of another
+        pixel size show the protein at another scale, and are refused.
     """
 
     net: SiameseNet
@@ -110,6 +113,7 @@ class DistanceModel:
     original_box: int
     phase_flip: bool = False
     any_box: bool = False
+    pixel_size_a: float | None = None
 
     @property
     def working_box(self) -> int:
@@ -127,6 +131,15 @@ class DistanceModel:
         if box != self.original_box:
             raise ValueError(f"the model was trained on {self.original_box} px images, "
                              f"{what} are {box} px")
+
+    def check_pixel_size(self, pixel_size_a: float | None, what: str = "the images") -> None:
+        """``ValueError`` when both pixel sizes are known and differ by more than 2 % (the
+        generalist accepts any)."""
+        if self.any_box or self.pixel_size_a is None or pixel_size_a is None:
+            return
+        if abs(pixel_size_a / self.pixel_size_a - 1) > 0.02:
+            raise ValueError(f"the model was trained on images of {self.pixel_size_a:.4g} Å/px, {what} are "
+                             f"{pixel_size_a:.4g} Å/px: train a model on images of this pixel size")
 
 
 @torch.no_grad()

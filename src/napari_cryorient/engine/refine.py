@@ -68,10 +68,11 @@ class RefineConfig:
     max_samples
         Fourier samples of candidate projections held at once (bounds memory:
         about 8 bytes each, plus interpolation temporaries).
-    search_shifts, shift_step_px, max_shift_px
-        Refine the origins too (a 3 × 3 grid of steps of ``shift_step_px`` pixels per
-        iteration, halved for radii under 6°), never beyond ``max_shift_px`` from the box
-        centre.
+    search_shifts, shift_step_px, shift_range_px, max_shift_px
+        Refine the origins too: the first iteration tries every offset of a grid of step
+        ``shift_step_px`` pixels up to ``±shift_range_px`` per axis (picks are off by a few
+        pixels); later ones a 3 × 3 grid of that step around the current origin (halved for
+        radii under 6°). Origins never go beyond ``max_shift_px`` from the box centre.
     seed
         Seed of the half split.
     """
@@ -83,6 +84,7 @@ class RefineConfig:
     max_samples: int = 2**22
     search_shifts: bool = False
     shift_step_px: float = 1.0
+    shift_range_px: float = 4.0
     max_shift_px: float = 12.0
     seed: int = 0
 
@@ -100,6 +102,9 @@ class RefineConfig:
             raise ValueError("pad_factor must be >= 1")
         if self.max_samples < 1:
             raise ValueError("max_samples must be >= 1")
+        if self.search_shifts and not (self.shift_step_px > 0 and self.shift_range_px >= 0
+                                       and self.max_shift_px > 0):
+            raise ValueError("shift search needs shift_step_px > 0, shift_range_px >= 0 and max_shift_px > 0")
 
 
 @dataclass
@@ -197,7 +202,8 @@ class _Data:
 
 
 def _match(data: _Data, rec: Any, fsc: np.ndarray, current: np.ndarray, radius: float,
-           config: RefineConfig) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+           config: RefineConfig, shift_steps: int = 1
+           ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
     """One matching pass: each particle against the FSC-filtered half-map of its own half,
     over the local grid of radius ``radius``. Returns the new `(n, 3, 3)` poses
     (re-orthonormalised) and each particle's best score; yields one unit per particle.
@@ -215,7 +221,8 @@ def _match(data: _Data, rec: Any, fsc: np.ndarray, current: np.ndarray, radius: 
         members = np.flatnonzero(rec.half_assignment == h)
         for start in range(0, len(members), chunk):
             idx = members[start : start + chunk]
-            new[idx], scores[idx] = _match_chunk(data, matcher, grid, current, idx, config, radius)
+            new[idx], scores[idx] = _match_chunk(data, matcher, grid, current, idx, config, radius,
+                                                 shift_steps)
             done += len(idx)
             yield Progress("refine", done, n)
     u, _, vt = np.linalg.svd(new)  # re-orthonormalise (float32 products drift slightly)
@@ -223,7 +230,7 @@ def _match(data: _Data, rec: Any, fsc: np.ndarray, current: np.ndarray, radius: 
 
 
 def _match_chunk(data: _Data, matcher: SliceMatcher, grid: torch.Tensor, current: np.ndarray, idx: np.ndarray,
-                 config: RefineConfig, radius: float) -> tuple[np.ndarray, np.ndarray]:
+                 config: RefineConfig, radius: float, shift_steps: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """New poses `(b, 3, 3)` and best scores `(b,)` of the particles ``idx`` (and their
     shifts, in ``data.shifts_a``, with ``search_shifts``)."""
     p = matcher.p
@@ -244,14 +251,16 @@ def _match_chunk(data: _Data, matcher: SliceMatcher, grid: torch.Tensor, current
         poses = cand[rows, best].double().cpu().numpy()
     if config.search_shifts:
         _refine_shifts(data, matcher, x, c, poses, idx, config.shift_step_px * (0.5 if radius < 6 else 1.0),
-                       config.max_shift_px)
+                       config.max_shift_px, shift_steps)
     return poses, s[rows, best].cpu().numpy()
 
 
 def _refine_shifts(data: _Data, matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor | None,
-                   poses: np.ndarray, idx: np.ndarray, step_px: float, max_shift_px: float) -> None:
-    """Move each origin by the best of a 3 × 3 grid of ``step_px`` offsets, within bounds."""
-    g = torch.tensor([-1.0, 0.0, 1.0]) * step_px
+                   poses: np.ndarray, idx: np.ndarray, step_px: float, max_shift_px: float,
+                   steps: int = 1) -> None:
+    """Move each origin by the best of a ``(2 steps + 1)²`` grid of ``step_px`` offsets,
+    within bounds."""
+    g = torch.arange(-steps, steps + 1, dtype=torch.float32) * step_px
     offsets = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2).to(data.device)
     rot = torch.from_numpy(np.asarray(poses)).to(data.device, torch.float32)
     best = matcher.best_offsets(x, c, rot, offsets).cpu().numpy()
@@ -325,8 +334,9 @@ def refine_orientations(
                                      message=f"{label}: half-maps")
             halves = rec.half_assignment
             fsc = fourier_shell_correlation(*rec.half_maps, pixel_size_a)
+            steps = max(1, round(config.shift_range_px / config.shift_step_px)) if it == 0 else 1
             new, scores = yield from forward(
-                _match(data, rec, fsc.fsc, current, radius, config), "refine",
+                _match(data, rec, fsc.fsc, current, radius, config, steps), "refine",
                 offset=2 * n * it + n, total=total, message=f"{label}: matching (±{radius:g}°)")
             moved = relative_angle_deg(new, current)
             history.append({

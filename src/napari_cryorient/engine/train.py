@@ -73,8 +73,9 @@ class TrainConfig:
     patience
         Epochs without validation improvement before stopping (0: never stop early).
     per_image_norm
-        Standardise each image on its own instead of with the training set's statistics
-        (what a network applied to other data needs: real stacks have their own scale).
+        Standardise each image on its own (default) instead of with the training set's
+        statistics: what a network applied to other data needs (a real stack has its own
+        scale: a simulation's global statistics made its distances collapse).
     groups_per_batch
         With grouped data (many volumes), the anchors of a batch come from this many
         volumes (``anchors_per_batch // groups_per_batch`` each), so that a batch holds
@@ -97,7 +98,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_pairs: int = 20000
     patience: int = 12
-    per_image_norm: bool = False
+    per_image_norm: bool = True
     groups_per_batch: int = 4
     augment_inplane: bool = True
     seed: int = 0
@@ -358,7 +359,8 @@ class DistanceTrainer:
     def distance_model(self) -> DistanceModel:
         """The best network with its normalisation and box, ready for :func:`image_features`."""
         return DistanceModel(self.best_model(), self.norm, self.data.original_box,
-                             phase_flip=self.data.phase_flipped, any_box=self.data.any_box)
+                             phase_flip=self.data.phase_flipped, any_box=self.data.any_box,
+                             pixel_size_a=self.data.pixel_size_a)
 
     def best_model(self) -> SiameseNet:
         """A copy of the network with the best validation weights (current if none yet)."""
@@ -375,6 +377,7 @@ class DistanceTrainer:
             "original_box": self.data.original_box,
             "phase_flip": self.data.phase_flipped,
             "any_box": self.data.any_box,
+            "pixel_size_a": self.data.pixel_size_a,
             "model_state": copy.deepcopy(self.model.state_dict()),
             "best_state": copy.deepcopy(self.best_state),
             "optimizer": copy.deepcopy(self.opt.state_dict()),

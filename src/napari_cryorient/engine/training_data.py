@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from . import so3
-from .fourier import fourier_resize_images
+from .ctf import CTFParams
+from .inference import network_input
 
 __all__ = ["TrainingData", "fourier_crop_stack", "prepare_training_data"]
 
@@ -39,6 +40,8 @@ class TrainingData:
     any_box
         The images come from particles of many sizes and boxes (the model will accept any
         box).
+    pixel_size_a
+        Pixel size (Å) of the images before cropping, or None (unknown; any pixel size).
     """
 
     images: np.ndarray
@@ -48,6 +51,7 @@ class TrainingData:
     groups: np.ndarray | None = None
     phase_flipped: bool = False
     any_box: bool = False
+    pixel_size_a: float | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -66,15 +70,27 @@ class TrainingData:
         return h.hexdigest()
 
 
-def fourier_crop_stack(images: Any, working_box: int, chunk: int = 1024) -> np.ndarray:
-    """`(n, W, W)` float32 copy of a sliceable `(n, B, B)` stack Fourier-cropped to ``W``, in chunks."""
+def fourier_crop_stack(
+    images: Any,
+    working_box: int,
+    chunk: int = 1024,
+    pixel_size_a: float | None = None,
+    shifts_a: np.ndarray | None = None,
+    ctf: CTFParams | None = None,
+    phase_flip: bool = False,
+) -> np.ndarray:
+    """`(n, W, W)` float32 copy of a sliceable `(n, B, B)` stack as the network takes it
+    (:func:`~napari_cryorient.engine.inference.network_input`: re-centred by known origins,
+    phase-flipped when asked, Fourier-cropped to ``W``), in chunks of ``chunk`` images."""
     n = len(images)
     out = np.empty((n, working_box, working_box), dtype=np.float32)
     for start in range(0, n, chunk):
         block = torch.from_numpy(np.array(images[start : start + chunk], dtype=np.float32))
-        if block.shape[-1] != working_box:
-            block = fourier_resize_images(block, working_box)
-        out[start : start + len(block)] = block.numpy()
+        rows = slice(start, start + len(block))
+        block = network_input(block, working_box, pixel_size_a,
+                              None if shifts_a is None else np.asarray(shifts_a)[rows],
+                              None if ctf is None else ctf.subset(rows), phase_flip)
+        out[rows] = block.numpy()
     return out
 
 
@@ -83,8 +99,12 @@ def prepare_training_data(
     rotations: np.ndarray,
     working_box: int,
     noise_variance: np.ndarray | None = None,
+    pixel_size_a: float | None = None,
+    shifts_a: np.ndarray | None = None,
+    ctf: CTFParams | None = None,
+    phase_flip: bool = False,
 ) -> TrainingData:
-    """Fourier-crop `(n, B, B)` images (any sliceable stack) to the working box.
+    """The network's view of `(n, B, B)` images (any sliceable stack) with known poses.
 
     Parameters
     ----------
@@ -92,9 +112,18 @@ def prepare_training_data(
         Clean images when ``noise_variance`` is given (simulation), else the data.
     rotations
         `(n, 3, 3)` true poses.
+    working_box
+        ``W``: the images are Fourier-cropped to it.
     noise_variance
         `(n,)` per-pixel noise variance at box ``B`` (simulation) or None. Cropping white
-        noise to ``W`` keeps it white with variance scaled by ``(W / B)²``.
+        noise to ``W`` keeps it white with variance scaled by ``(W / B)²``; phase flipping
+        keeps it white too.
+    pixel_size_a, shifts_a, ctf, phase_flip
+        Pixel size (Å), `(n, 2)` known RELION origins (Å; the images are re-centred) and
+        CTFs; with ``phase_flip`` the images are phase-flipped with their CTF and the model
+        trained on them will phase-flip its inputs too. The same function,
+        :func:`~napari_cryorient.engine.inference.network_input`, prepares the images at
+        use time.
     """
     n = len(images)
     if len(rotations) != n:
@@ -102,10 +131,13 @@ def prepare_training_data(
     box = int(np.asarray(images[0:1]).shape[-1])
     if working_box > box:
         raise ValueError(f"working box {working_box} is larger than the images ({box})")
-    cropped = fourier_crop_stack(images, working_box)
+    flip = phase_flip and ctf is not None
+    cropped = fourier_crop_stack(images, working_box, pixel_size_a=pixel_size_a, shifts_a=shifts_a,
+                                 ctf=ctf, phase_flip=flip)
     if not np.isfinite(cropped).all():
         raise ValueError("images contain NaN or infinite values")
     std = None
     if noise_variance is not None:
         std = (np.sqrt(np.asarray(noise_variance, dtype=np.float64)) * working_box / box).astype(np.float32)
-    return TrainingData(cropped, so3.matrix_to_quaternion(rotations), std, box)
+    return TrainingData(cropped, so3.matrix_to_quaternion(rotations), std, box, phase_flipped=flip,
+                        pixel_size_a=None if pixel_size_a is None else float(pixel_size_a))

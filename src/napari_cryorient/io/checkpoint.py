@@ -46,9 +46,14 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path | None = None) 
         norm = None if ckpt["norm"] is None else tuple(float(v) for v in ckpt["norm"])
         return DistanceModel(net.eval(), norm, int(ckpt["original_box"]),
                              phase_flip=bool(ckpt.get("phase_flip", False)),
-                             any_box=bool(ckpt.get("any_box", False)))
+                             any_box=bool(ckpt.get("any_box", False)),
+                             pixel_size_a=_optional_float(ckpt.get("pixel_size_a")))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise InputError(f"the checkpoint is incomplete or does not fit the network ({err})", path) from err
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def load_model(path: str | Path) -> DistanceModel:
@@ -61,7 +66,7 @@ def checkpoint_of_model(model: DistanceModel, history: list | None = None) -> di
     network expects; nothing to resume training from)."""
     return {"format": CHECKPOINT_FORMAT, "config": TrainConfig(encoder=model.net.config).to_dict(),
             "norm": None if model.norm is None else list(model.norm), "original_box": model.original_box,
-            "phase_flip": model.phase_flip, "any_box": model.any_box,
+            "phase_flip": model.phase_flip, "any_box": model.any_box, "pixel_size_a": model.pixel_size_a,
             "best_state": model.net.state_dict(), "model_state": None, "history": list(history or [])}
 
 

@@ -20,6 +20,7 @@ from ..engine import so3
 from ..engine.fourier import fourier_resize_volume
 from ..engine.jobs import Job, forward
 from ..engine.particles import Particles
+from ..engine.reassign import ReassignConfig
 from ..engine.reconstruct import reconstruct_volume
 from ..engine.recover import RecoveryConfig
 from ..engine.refine import RefineConfig
@@ -48,13 +49,21 @@ class DemoConfig:
     orientations
         ``uniform``, ``euler`` or ``preferred``.
     ctf
-        Simulate a CTF (phase-flipped for the common-line step, Wiener in reconstruction).
+        Simulate a CTF (defocus 1–2.5 µm, astigmatism, amplitude contrast 0.1). The network
+        is trained on and applied to phase-flipped images; the common-line step
+        phase-flips; reconstruction is Wiener-filtered.
+    shift_std_px
+        Standard deviation (pixels, per axis) of the particles' origins. The method is not
+        told them (as with real picks); set ``refine.search_shifts`` to find them.
     volume, sample
         A map file (with ``pixel_size_a`` if its header has none) or a built-in sample.
     train, recovery
         Network training and recovery settings.
     refine
         Local projection-matching refinement after recovery (None: skip it).
+    reassign
+        The global second chance after the refinement
+        (:class:`~napari_cryorient.engine.reassign.ReassignConfig`; None: skip it).
     seed
         Seed of everything.
     """
@@ -65,6 +74,7 @@ class DemoConfig:
     snr_db: float | None = -12.0
     orientations: str = "uniform"
     ctf: bool = False
+    shift_std_px: float = 0.0
     volume: Path | None = None
     sample: str = "pseudo-protein"
     # the whole cosine schedule: early stopping on a still-high learning rate stopped the
@@ -74,6 +84,7 @@ class DemoConfig:
     )
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     refine: RefineConfig | None = field(default_factory=RefineConfig)
+    reassign: ReassignConfig | None = None
     seed: int = 0
 
     @classmethod
@@ -115,15 +126,15 @@ class _Simulation:
 
     @property
     def particles(self) -> Particles:
-        """The noisy images as the method sees them: no poses."""
+        """The noisy images as the method sees them: no poses, no origins (as real picks)."""
         n = self.noisy
-        return Particles(n.images, n.pixel_size_a, shifts_a=n.shifts_a, ctf=n.ctf, name="simulation")
+        return Particles(n.images, n.pixel_size_a, ctf=n.ctf, name="simulation")
 
 
 def _simulate(config: DemoConfig, timings: dict[str, float]) -> Job[_Simulation]:
     vol, px = load_demo_volume(config)
     sim_cfg = SimulationConfig(n_particles=config.n_particles, orientations=config.orientations,
-                               ctf=config.ctf, seed=config.seed)
+                               ctf=config.ctf, shift_std_a=config.shift_std_px * px, seed=config.seed)
     clean = yield from forward(simulate_particles(vol, px, sim_cfg), "simulate", timings=timings)
     noisy = clean
     if config.snr_db is not None:
@@ -133,11 +144,15 @@ def _simulate(config: DemoConfig, timings: dict[str, float]) -> Job[_Simulation]
 
 
 def _train(config: DemoConfig, sim: _Simulation, timings: dict[str, float]) -> Job[DistanceTrainer]:
-    """The truth-trained network: clean images and true poses, fresh noise every step."""
+    """The truth-trained network: clean images and true poses, fresh noise every step.
+
+    The images are as the method will see them: off-centre (their origins are not used)
+    and phase-flipped with their CTF."""
     wb = min(config.train.encoder.working_box, config.box)
     train_cfg = replace(config.train, encoder=replace(config.train.encoder, working_box=wb), seed=config.seed)
     noise = sim.noisy.noise_variance if config.snr_db is not None else None
-    data = prepare_training_data(sim.clean.images, sim.clean.rotations, wb, noise_variance=noise)
+    data = prepare_training_data(sim.clean.images, sim.clean.rotations, wb, noise_variance=noise,
+                                 pixel_size_a=sim.pixel_size_a, ctf=sim.clean.ctf, phase_flip=config.ctf)
     trainer = DistanceTrainer(data, train_cfg)
     yield from forward(trainer.run(), "train", timings=timings)
     trainer.model.load_state_dict(trainer.best_model().state_dict())
@@ -161,13 +176,33 @@ def _score(config: DemoConfig, sim: _Simulation, poses: PoseRecovery,
     ctf_mode = "wiener" if config.ctf else "none"
     aligned = so3.quaternion_to_matrix(final.harmless.quaternions)
     maps, scores = {}, {}
-    for name, rotations in (("true", truth), ("final", aligned)):
+    found = poses.refinement.shifts_a if poses.refinement is not None else None
+    for name, rotations, shifts in (("true", truth, sim.noisy.shifts_a), ("final", aligned, found)):
         maps[name] = yield from forward(
-            reconstruct_volume(sim.noisy.images, rotations, sim.pixel_size_a, ctf=sim.noisy.ctf,
-                               ctf_correction=ctf_mode, half_maps=True, seed=config.seed),
+            reconstruct_volume(sim.noisy.images, rotations, sim.pixel_size_a, shifts_a=shifts,
+                               ctf=sim.noisy.ctf, ctf_correction=ctf_mode, half_maps=True, seed=config.seed),
             "reconstruct", message=f"{name} poses", timings=timings)
         scores[name] = score_map(maps[name], sim.volume)
     return _Scores(recovered, final, maps, scores)
+
+
+def _stage_errors(sim: _Simulation, poses: PoseRecovery, seed: int) -> dict[str, dict[str, float]]:
+    """Mean / median / p90 error (O(4)-aligned, degrees) after each stage that ran."""
+    out = {}
+    for stage, rotations in poses.stage_rotations.items():
+        o4 = evaluate_poses(rotations, sim.clean.rotations, seed=seed).o4
+        out[stage] = {"mean": o4.mean_deg, "median": o4.median_deg, "p90": o4.p90_deg}
+    return out
+
+
+def _origin_errors(sim: _Simulation, poses: PoseRecovery) -> dict[str, float]:
+    """Mean distance (px) of the found origins to the true ones, and of the centre (what
+    not searching gives)."""
+    truth = sim.noisy.shifts_a / sim.pixel_size_a
+    found = poses.refinement.shifts_a if poses.refinement is not None else None
+    found = np.zeros_like(truth) if found is None else found / sim.pixel_size_a
+    return {"origin_error_px_mean": float(np.linalg.norm(found - truth, axis=1).mean()),
+            "origin_error_px_unsearched": float(np.linalg.norm(truth, axis=1).mean())}
 
 
 def _metrics(config: DemoConfig, sim: _Simulation, trainer: DistanceTrainer, poses: PoseRecovery,
@@ -179,6 +214,7 @@ def _metrics(config: DemoConfig, sim: _Simulation, trainer: DistanceTrainer, pos
     return {
         "n_particles": config.n_particles, "box": config.box, "pixel_size_a": sim.pixel_size_a,
         "snr_db": config.snr_db, "orientations": config.orientations, "ctf": config.ctf,
+        "shift_std_px": config.shift_std_px, **_origin_errors(sim, poses),
         "distance_mae_deg": evaluation.mae_deg, "distance_rmse_deg": evaluation.rmse_deg,
         "distance_pearson_r": evaluation.pearson_r,
         "orientation_error_mean_deg": full.mean_deg,
@@ -188,6 +224,9 @@ def _metrics(config: DemoConfig, sim: _Simulation, trainer: DistanceTrainer, pos
         "orientation_error_recovered_median_deg": rec_only.median_deg,
         "orientation_error_recovered_p90_deg": rec_only.p90_deg,
         "refined": refinement is not None,
+        "stage_errors_deg": _stage_errors(sim, poses, config.seed),
+        "reassigned_fraction": (None if poses.reassignment is None
+                                else float(poses.reassignment.moved.mean())),
         "refinement": refinement.history if refinement is not None else [],
         "orientation_error_harmless_only_mean_deg": harmless.mean_deg,
         "orientation_error_harmless_only_median_deg": harmless.median_deg,
@@ -260,7 +299,8 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Job[dict[str, Any]]:
     sim = yield from _simulate(config, timings)
     trainer = yield from _train(config, sim, timings)
     _, evaluation = trainer.validate()
-    settings = RecoverySettings(recovery=config.recovery, refine=config.refine, seed=config.seed)
+    settings = RecoverySettings(recovery=config.recovery, refine=config.refine, reassign=config.reassign,
+                                seed=config.seed)
     poses = yield from recover_poses(sim.particles, trainer.distance_model(), settings)
     timings.update(poses.timings_s)
     scores = yield from _score(config, sim, poses, timings)

@@ -13,9 +13,12 @@ import numpy as np
 import torch
 
 from ..engine.ambiguity import AmbiguityResult, resolve_ambiguity
+from ..engine.fsc import fourier_shell_correlation
 from ..engine.inference import DistanceModel, image_features
 from ..engine.jobs import Job, forward
 from ..engine.particles import Particles
+from ..engine.reassign import ReassignConfig, ReassignResult, reassign_poses
+from ..engine.reconstruct import reconstruct_volume
 from ..engine.recover import FeatureDistances, RecoveryConfig, RecoveryResult, recover_orientations
 from ..engine.refine import RefineConfig, RefinementResult, refine_orientations
 
@@ -38,6 +41,12 @@ class RecoverySettings:
     refine
         Local projection-matching refinement after the ambiguity step (None: skip);
         needs ``resolve``.
+    reassign
+        After the refinement, a global search of every particle against its half's map,
+        kept where it matches better, then a shorter local refinement
+        (:mod:`~napari_cryorient.engine.reassign`; None: skip). Needs ``refine``.
+    reassign_radii_deg
+        Search radii of the refinement after the reassignment.
     seed
         Seed of every step.
     device
@@ -47,6 +56,8 @@ class RecoverySettings:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     resolve: bool = True
     refine: RefineConfig | None = field(default_factory=RefineConfig)
+    reassign: ReassignConfig | None = None
+    reassign_radii_deg: tuple[float, ...] = (12.0, 6.0, 3.0)
     seed: int = 0
     device: str | torch.device = "cpu"
 
@@ -64,7 +75,12 @@ class PoseRecovery:
     recovery
         The raw recovery (defined up to the O(4) ambiguity).
     ambiguity, refinement
-        The ambiguity choice and the refinement, or None when skipped.
+        The ambiguity choice and the (last) refinement, or None when skipped.
+    reassignment
+        The global second chance, or None when skipped.
+    stage_rotations
+        `(n, 3, 3)` poses after each stage that ran: ``recover``, ``resolve``, ``refine``,
+        ``reassign`` (the last after its refinement) — each stage's share of the result.
     timings_s
         Wall time of each stage that ran (``features``, ``recover``, ``resolve``, ``refine``).
     """
@@ -74,6 +90,8 @@ class PoseRecovery:
     recovery: RecoveryResult
     ambiguity: AmbiguityResult | None = None
     refinement: RefinementResult | None = None
+    reassignment: ReassignResult | None = None
+    stage_rotations: dict[str, np.ndarray] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -111,26 +129,56 @@ def recover_poses(particles: Particles, model: DistanceModel, settings: Recovery
     s = settings or RecoverySettings()
     particles.require_count(MIN_PARTICLES, "orientation recovery")
     model.check_box(particles.box, f"the images of {particles.name or 'the data set'}")
+    model.check_pixel_size(particles.pixel_size_a, f"the images of {particles.name or 'the data set'}")
     if s.refine is not None and not s.resolve:
         raise ValueError("refinement needs the ambiguity resolved first (resolve=True)")
+    if s.reassign is not None and s.refine is None:
+        raise ValueError("the reassignment needs the refinement (refine=...)")
     px = _pixel_size_for(particles)
     timings: dict[str, float] = {}
-    features = yield from forward(image_features(model, particles.images, device=s.device), "features",
-                                  timings=timings)
+    features = yield from forward(
+        image_features(model, particles.images, device=s.device, pixel_size_a=px, shifts_a=particles.shifts_a,
+                       ctf=particles.ctf), "features", timings=timings)
     rec = yield from forward(
         recover_orientations(FeatureDistances(features), replace(s.recovery, seed=s.seed)), "recover",
         timings=timings)
     result = PoseRecovery(rec.rotations, features, rec, timings_s=timings)
+    result.stage_rotations["recover"] = rec.rotations
     if not s.resolve:
         return result
     result.ambiguity = yield from forward(
         resolve_ambiguity(particles.images, rec.rotations, ctf=particles.ctf, pixel_size_a=px, seed=s.seed),
         "resolve", timings=timings)
-    result.rotations = result.ambiguity.apply(rec.rotations)
+    result.rotations = result.stage_rotations["resolve"] = result.ambiguity.apply(rec.rotations)
     if s.refine is not None:
         result.refinement = yield from forward(
             refine_orientations(particles.images, result.rotations, px, shifts_a=particles.shifts_a,
                                 ctf=particles.ctf, config=replace(s.refine, seed=s.seed), device=s.device),
             "refine", timings=timings)
-        result.rotations = result.refinement.rotations
+        result.rotations = result.stage_rotations["refine"] = result.refinement.rotations
+    if s.reassign is not None:
+        yield from _reassign(particles, px, s, result, timings)
     return result
+
+
+def _reassign(particles: Particles, px: float, s: RecoverySettings, result: PoseRecovery,
+              timings: dict[str, float]) -> Job[None]:
+    """Global second chance against the refinement's gold-standard half-maps, then a
+    shorter refinement of everything (same halves)."""
+    first = result.refinement
+    assert first is not None and s.refine is not None
+    halves = first.half_assignment
+    rec = yield from forward(reconstruct_volume(
+        particles.images, result.rotations, px, shifts_a=first.shifts_a, ctf=particles.ctf,
+        ctf_correction="wiener" if particles.ctf is not None else "none", half_maps=True, seed=s.seed,
+        halves=halves, device=s.device), "reassign", message="half-maps", timings=timings)
+    fsc = fourier_shell_correlation(*rec.half_maps, px)
+    result.reassignment = yield from forward(reassign_poses(
+        particles.images, rec.half_maps, halves, result.rotations, px, first.shifts_a, particles.ctf,
+        fsc.resolution_0143_a, s.reassign, device=s.device), "reassign", timings=timings)
+    moved = result.reassignment
+    config = replace(s.refine, radii_deg=s.reassign_radii_deg, seed=s.seed, shift_range_px=0.0)
+    result.refinement = yield from forward(refine_orientations(
+        particles.images, moved.rotations, px, shifts_a=moved.shifts_a, ctf=particles.ctf, config=config,
+        device=s.device, halves=halves), "refine", message="after the reassignment", timings=timings)
+    result.rotations = result.stage_rotations["reassign"] = result.refinement.rotations

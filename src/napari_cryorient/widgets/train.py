@@ -142,7 +142,9 @@ class TrainWidget(JobWidget):
             elif trainer is None or trainer.finished:
                 images = ds.clean if ds.clean is not None else ds.images
                 data = prepare_training_data(
-                    images, ds.truth, config.encoder.working_box, noise_variance=ds.noise_variance
+                    images, ds.truth, config.encoder.working_box, noise_variance=ds.noise_variance,
+                    pixel_size_a=ds.particles.pixel_size_a, shifts_a=ds.shifts_a, ctf=ds.ctf,
+                    phase_flip=ds.ctf is not None,
                 )
                 trainer = DistanceTrainer(data, config)
             # the main thread adopts the trainer from this first event (stop keeps it)

@@ -1,0 +1,149 @@
+"""Second chance for the particles whose pose is far off: a global search against the
+half-maps, kept only where it matches the images better.
+
+Recovery from learned distances puts most particles near their pose and a minority far
+from it (at -16 dB, a tenth of them more than 80° off): local refinement cannot move those
+— it searches a few degrees around the current pose. Once the maps from the recovered
+poses are good (the majority makes them so), every particle is compared with the
+projections of *its own half's* map over all of SO(3)
+(:func:`~napari_cryorient.engine.global_search.global_search`), and takes the best grid
+pose only when that correlates better with its image than its current pose does, at the
+same resolution (:func:`~napari_cryorient.engine.matching.pose_scores`). Gold-standard:
+each half is searched against the map of that half alone. A local refinement afterwards
+brings the moved particles from the grid (≈ 13° spacing) to their pose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from .ctf import CTFParams
+from .fourier import lowpass_volume
+from .global_search import GlobalSearchConfig, global_search
+from .jobs import Progress, forward
+from .matching import pose_scores
+from .particles import RowView, checked_arrays
+
+__all__ = ["ReassignConfig", "ReassignResult", "reassign_poses"]
+
+
+@dataclass(frozen=True)
+class ReassignConfig:
+    """Settings of :func:`reassign_poses`.
+
+    Attributes
+    ----------
+    search
+        The global search (its ``resolution_a`` is replaced by the one chosen here; origins
+        are kept: they were refined already, so no offsets are searched by default).
+    max_resolution_a
+        The finest resolution compared (Å); the search uses the half-maps' own FSC 0.143
+        resolution when it is coarser (never finer than the maps are right).
+    """
+
+    search: GlobalSearchConfig = field(
+        default_factory=lambda: GlobalSearchConfig(n_rotations=4000, shift_range_px=0.0))
+    max_resolution_a: float = 15.0
+
+
+@dataclass
+class ReassignResult:
+    """Poses after the second chance.
+
+    Attributes
+    ----------
+    rotations, shifts_a
+        `(n, 3, 3)` poses and `(n, 2)` origins (Å), moved where the grid pose won.
+    moved
+        `(n,)` bool: the particles that took their grid pose.
+    resolution_a
+        The resolution the comparison used (Å).
+    """
+
+    rotations: np.ndarray
+    shifts_a: np.ndarray
+    moved: np.ndarray
+    resolution_a: float
+
+
+def reassign_poses(
+    images: Any,
+    half_maps: tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray],
+    halves: np.ndarray,
+    rotations: np.ndarray,
+    pixel_size_a: float,
+    shifts_a: np.ndarray | None = None,
+    ctf: CTFParams | None = None,
+    half_map_resolution_a: float | None = None,
+    config: ReassignConfig | None = None,
+    device: torch.device | str = "cpu",
+) -> Generator[Progress, None, ReassignResult]:
+    """Give every particle the better of its pose and the best pose of a global search.
+
+    Parameters
+    ----------
+    images
+        `(n, d, d)` sliceable particle stack.
+    half_maps
+        The two `(d, d, d)` half-maps (from these poses, gold-standard halves).
+    halves
+        `(n,)` 0/1: the half each particle belongs to; each is searched against its own map.
+    rotations, shifts_a
+        `(n, 3, 3)` current poses and `(n, 2)` RELION origins (Å; None: centred).
+    pixel_size_a
+        Pixel size (Å).
+    ctf
+        Per-particle CTF (applied to the projections), or None.
+    half_map_resolution_a
+        FSC 0.143 resolution of the half-maps (Å); the comparison goes no finer.
+    config
+        :class:`ReassignConfig`.
+    device
+        Where the search runs.
+
+    Yields
+    ------
+    Progress
+        Stage ``"reassign"``, one unit per particle.
+
+    Returns
+    -------
+    ReassignResult
+    """
+    config = config or ReassignConfig()
+    rotations, shifts_a = checked_arrays(images, rotations, shifts_a, ctf, minimum=2)
+    halves = np.asarray(halves)
+    if halves.shape != (len(rotations),) or not np.isin(halves, (0, 1)).all():
+        raise ValueError("halves must give 0 or 1 for every particle")
+    res = max(config.max_resolution_a, half_map_resolution_a or 0.0, 2 * pixel_size_a)
+    new_rot, new_shift = rotations.copy(), shifts_a.copy()
+    moved = np.zeros(len(rotations), dtype=bool)
+    done = 0
+    for h in (0, 1):
+        rows = np.flatnonzero(halves == h)
+        if len(rows) == 0:
+            continue
+        sub = RowView(images, rows)
+        sub_ctf = None if ctf is None else ctf.subset(rows)
+        ref = lowpass_volume(torch.as_tensor(half_maps[h], dtype=torch.float32), res, pixel_size_a)
+        found = yield from forward(
+            global_search(sub, ref, pixel_size_a, shifts_a[rows], sub_ctf,
+                          replace(config.search, resolution_a=res), device=device),
+            "reassign", offset=done, total=len(rotations), message=f"half {h + 1}: global search")
+        now = pose_scores(sub, ref, rotations[rows], pixel_size_a, shifts_a[rows], sub_ctf, res,
+                          device=device)
+        then = pose_scores(sub, ref, found.rotations, pixel_size_a, found.shifts_a, sub_ctf, res,
+                           device=device)
+        better = then > now
+        new_rot[rows[better]] = found.rotations[better]
+        new_shift[rows[better]] = found.shifts_a[better]
+        moved[rows] = better
+        done += len(rows)
+        yield Progress("reassign", done, len(rotations),
+                       f"half {h + 1}: {better.mean():.0%} took a grid pose")
+    return ReassignResult(new_rot, new_shift, moved, float(res))
