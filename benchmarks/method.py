@@ -118,12 +118,13 @@ def run_case(name: str, size: str = "full") -> dict | None:
         return None
     stem = result_name(name, size)
     out = CACHE / stem
+    who = machine()  # the code as it was when the run started
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     with LoadSampler() as load:
         metrics = run_job(run_demo(config, out))
     metrics["total_s"] = time.perf_counter() - t0
-    payload = {"benchmark": "method", "case": name, "size": size, "machine": machine(),
+    payload = {"benchmark": "method", "case": name, "size": size, "machine": who,
                "load_average_mean": load.mean, "date": time.strftime("%Y-%m-%d"), "metrics": metrics}
     save_json(stem, payload)
     print(name, size, json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}))

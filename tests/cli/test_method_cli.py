@@ -82,6 +82,19 @@ def test_model_records_pixel_size_and_normalisation_and_refuses_another_scale(si
     assert not (tmp_path / "x.star").exists()
 
 
+def test_train_preset_sets_the_schedule_and_flags_override_it(sim, tmp_path):
+    from napari_cryorient.engine.train import TrainConfig
+    from napari_cryorient.method.presets import METHOD_PRESETS
+
+    model = tmp_path / "m.pt"
+    assert main(["train", "--star", str(sim / "particles.star"), "--preset", "standard", "--epochs", "2",
+                 "--steps-per-epoch", "2", "--out", str(model)]) == 0
+    config = torch.load(model, weights_only=True)["config"]
+    standard = METHOD_PRESETS["standard"].train
+    assert standard.patience != TrainConfig().patience  # so that the check below means something
+    assert config["epochs"] == 2 and config["patience"] == standard.patience
+
+
 def test_method_cli_bad_input(sim, tmp_path, capsys):
     star = starfile.read(sim / "particles.star")
     star["particles"]["rlnImageName"] = [

@@ -35,3 +35,16 @@ def test_halves_must_cover_every_particle(small_map):
     with pytest.raises(ValueError, match="halves"):
         run_job(reassign_poses(np.zeros((4, 32, 32), np.float32), (small_map, small_map), np.array([0, 1, 2, 0]),
                                rot, 4.0))
+
+
+def test_a_stronger_prior_moves_fewer_particles(small_map):
+    """The evidence a grid pose needs grows with the prior that the current pose is right."""
+    sim = run_job(simulate_particles(small_map, 4.0, SimulationConfig(n_particles=120, snr_db=-14.0, seed=6)))
+    halves = np.arange(120) % 2
+    moved = []
+    for prior in (0.5, 0.999):
+        config = ReassignConfig(search=GlobalSearchConfig(n_rotations=3000, shift_range_px=0.0),
+                                max_resolution_a=12.0, prior_correct=prior)
+        moved.append(run_job(reassign_poses(sim.images, (small_map, small_map), halves, sim.rotations, 4.0,
+                                            config=config)).moved.mean())
+    assert moved[1] < moved[0]

@@ -63,6 +63,17 @@ def test_job_widgets_dock_with_engine_defaults_and_refuse_to_start_without_data(
     recover = widgets[RecoverWidget]
     assert recover.steps.value == RecoveryConfig.n_steps and recover.restarts.value == RecoveryConfig.n_restarts
     assert recover.steps.label == "recovery optimiser steps"
+    # one set of presets for every front end: choosing one fills the values it fixes
+    from napari_cryorient.method.presets import METHOD_PRESETS
+
+    train = widgets[TrainWidget]
+    train.preset.value = "standard"
+    assert (train.epochs.value, train.steps.value) == (METHOD_PRESETS["standard"].train.epochs,
+                                                       METHOD_PRESETS["standard"].train.steps_per_epoch)
+    recover.preset.value = "thorough"
+    assert recover.restarts.value == METHOD_PRESETS["thorough"].recovery.n_restarts
+    recover.preset.value = "standard"
+    assert recover.steps.value == METHOD_PRESETS["standard"].recovery.n_steps
     for cls in (TrainWidget, RecoverWidget, ReconstructWidget):
         w = widgets[cls]
         assert w.start_button.enabled and not w.stop_button.enabled
@@ -162,6 +173,22 @@ def test_quick_workflow_through_the_widgets(make_napari_viewer, qtbot, tmp_path,
     assert len(inspector.neighbours(11)) == 4 and 11 not in inspector.neighbours(11)
     assert inspector.reprojection(11).shape == (32, 32)
     assert "error" in inspector.info.text()
+    # worst first: the inspector walks the particles from the largest error down, and
+    # shows the recovered angles in the truth's frame
+    inspector.order.value = "worst error first"
+    worst = np.argsort(-rec.session.errors_deg)
+    inspector.index.value = int(worst[0])
+    inspector.step(+1)
+    assert inspector.session.current == int(worst[1])
+    assert "2 in order 'worst error first'" in inspector.info.text()
+    assert "in the truth's frame" in inspector.info.text()
+    inspector.order.value = "least confident first"
+    confidence = rec.session.confidence
+    assert confidence is not None and len(confidence) == 300
+    inspector.index.value = int(np.argmin(confidence))
+    inspector.step(+1)
+    assert confidence[inspector.session.current] == np.sort(confidence)[1]
+    assert "confidence" in inspector.info.text()
 
     exporter = ExportWidget(viewer)
     assert exporter.export(tmp_path / "out")  # written in a worker thread
@@ -441,6 +468,7 @@ def test_no_truth_mode_shows_each_round_and_the_random_pose_baseline(make_napari
     qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
     r = RecoverWidget(viewer)
     r.mode.value = recover_module.NO_TRUTH
+    r.preset.value = "quick"
     rounds_seen = []
     original = r._show_round
 

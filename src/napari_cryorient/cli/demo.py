@@ -19,13 +19,18 @@ from pathlib import Path
 from ..engine import so3
 from ..engine.volumes import SAMPLES
 from ..method import DemoConfig, run_demo
+from ..method.presets import METHOD_PRESETS
 from ._common import add_device_arg, check_paths, resolve_device, run_with_progress
 from ._types import PIXEL_SIZE, SEED, SNR_DB, bounded_int
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cryorient demo``."""
-    parser.add_argument("--quick", action="store_true", help="small, fast run")
+    parser.add_argument("--quick", action="store_true",
+                        help="small, fast run: the quick preset on 2 000 particles at -6 dB")
+    parser.add_argument("--preset", choices=list(METHOD_PRESETS), default=None,
+                        help="training, recovery and refinement settings (default: standard; "
+                             "quick with --quick)")
     parser.add_argument("--out", type=Path, default=Path("results/demo"))
     parser.add_argument("--n", type=bounded_int(10, 10_000_000), default=None, help="number of particles")
     parser.add_argument("--snr-db", type=SNR_DB, default=None, help="per-image SNR in dB")
@@ -45,6 +50,10 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args)
     check_paths([args.volume], [], folders=[args.out])
     config = DemoConfig.quick() if args.quick else DemoConfig()
+    if args.preset is not None:
+        preset = DemoConfig.preset(args.preset)
+        config = replace(config, train=preset.train, recovery=preset.recovery, refine=preset.refine,
+                         reassign=preset.reassign)
     changes: dict = {"orientations": args.orientations, "ctf": args.ctf, "volume": args.volume,
                      "sample": args.sample, "pixel_size_a": args.pixel_size, "seed": args.seed}
     if args.n is not None:

@@ -18,16 +18,18 @@ import os
 import signal
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.siamese import EncoderConfig
-from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
+from ..engine.train import DistanceTrainer, prepare_training_data
 from ..io import read_stack
 from ..io.checkpoint import load_checkpoint, save_model
 from ..io.errors import InputError
 from ..io.fingerprint import file_sha256
+from ..method.presets import METHOD_PRESETS
 from ._common import (
     StageBars,
     add_device_arg,
@@ -40,8 +42,8 @@ from ._common import (
 )
 from ._types import SEED, bounded_float, bounded_int
 
-#: epochs of a new run when --epochs is not given
-DEFAULT_EPOCHS = 60
+#: the preset of a new run when --preset is not given
+DEFAULT_PRESET = "standard"
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -49,9 +51,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     add_particle_args(parser, help="particles with true poses", pixel_size=False)
     parser.add_argument("--out", type=Path, required=True, help="model checkpoint (.pt)")
     parser.add_argument("--val-fraction", type=bounded_float(0, 0.9, lo_open=True), default=0.1)
+    parser.add_argument("--preset", choices=list(METHOD_PRESETS), default=DEFAULT_PRESET,
+                        help="training schedule, epochs × steps per epoch ("
+                        + ", ".join(f"{k} {p.train.epochs}×{p.train.steps_per_epoch}"
+                                    for k, p in METHOD_PRESETS.items()) + "; default %(default)s)")
     parser.add_argument("--epochs", type=bounded_int(1, 100_000), default=None,
-                        help=f"epochs (default {DEFAULT_EPOCHS}; with --resume: the run's own schedule)")
-    parser.add_argument("--steps-per-epoch", type=bounded_int(1, 1_000_000), default=60)
+                        help="epochs (default: the preset's; with --resume: the run's own schedule)")
+    parser.add_argument("--steps-per-epoch", type=bounded_int(1, 1_000_000), default=None,
+                        help="default: the preset's")
     parser.add_argument("--working-box", type=bounded_int(8, 512, "pixels"), default=16,
                         help="images are Fourier-cropped to this size for the network")
     parser.add_argument("--lr", type=bounded_float(0, 1, lo_open=True), default=2e-3)
@@ -161,9 +168,11 @@ def main(args: argparse.Namespace) -> int:
             raise InputError(f"the checkpoint is incomplete or does not fit the network ({err})",
                              args.resume) from err
     else:
-        config = TrainConfig(encoder=EncoderConfig(working_box=args.working_box),
-                             epochs=args.epochs or DEFAULT_EPOCHS, steps_per_epoch=args.steps_per_epoch,
-                             lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, device=str(device))
+        preset = METHOD_PRESETS[args.preset].train
+        config = replace(preset, encoder=EncoderConfig(working_box=args.working_box),
+                         epochs=args.epochs or preset.epochs,
+                         steps_per_epoch=args.steps_per_epoch or preset.steps_per_epoch,
+                         lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, device=str(device))
         data = _load_data(args, args.working_box)
         trainer = DistanceTrainer(data, config)
     interrupted = _run(trainer, args.out, args.checkpoint_every * 60)

@@ -117,14 +117,20 @@ def pose_scores(
     resolution_a: float,
     chunk: int = 256,
     device: torch.device | str = "cpu",
-) -> np.ndarray:
+    with_power: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """`(n,)` normalised correlation of each image with the projection of ``volume`` at its
-    pose and origin (CTF applied), up to ``resolution_a`` (Å)."""
+    pose and origin (CTF applied), up to ``resolution_a`` (Å).
+
+    With ``with_power``, also the `(n,)` power per Fourier coefficient of each image in
+    that band — the noise variance ``σ²`` of the scores at low SNR (an upper bound), so
+    that ``(s_a² − s_b²) / (2σ²)`` is the log-likelihood ratio of two poses."""
     device = torch.device(device)
     size = int(np.asarray(images[0:1]).shape[-1])
     vol = torch.as_tensor(volume, dtype=torch.float32)
     matcher = SliceMatcher(vol, min(0.5, pixel_size_a / resolution_a), 2.0, device)
     out = np.empty(len(rotations))
+    power = np.empty(len(rotations))
     for start in range(0, len(rotations), chunk):
         idx = np.arange(start, min(len(rotations), start + chunk))
         x = prepare_matching_images(images, idx, pixel_size_a, shifts_a, (matcher.p - size) // 2, device)
@@ -134,4 +140,7 @@ def pose_scores(
                                    dim=(-2,))
         rot = torch.from_numpy(rotations[idx]).to(device, torch.float32)[:, None]
         out[idx] = matcher.scores(x, c, rot)[:, 0].cpu().numpy()
-    return out
+        if with_power:
+            w = matcher.weight
+            power[idx] = ((w * x[..., matcher.mask].abs() ** 2).sum(-1) / w.sum()).cpu().numpy()
+    return (out, power) if with_power else out

@@ -7,8 +7,14 @@ from it (at -16 dB, a tenth of them more than 80° off): local refinement cannot
 poses are good (the majority makes them so), every particle is compared with the
 projections of *its own half's* map over all of SO(3)
 (:func:`~napari_cryorient.engine.global_search.global_search`), and takes the best grid
-pose only when that correlates better with its image than its current pose does, at the
-same resolution (:func:`~napari_cryorient.engine.matching.pose_scores`). Gold-standard:
+pose only when the images say so: at the same resolution
+(:func:`~napari_cryorient.engine.matching.pose_scores`), the log-likelihood ratio
+``(s_grid² − s_now²) / 2σ²`` must exceed the prior odds against it, ``ln(K p / (1 − p))``
+for ``K`` grid poses and a prior ``p`` that the current pose is right. The best of
+thousands of wrong poses always correlates a little better than the right one at low SNR
+(measured: with a plain "better score" rule half of the particles moved at −16 dB and the
+mean error grew from 41.7° to 49.1°); the prior odds are the price of having looked at
+``K`` of them. Gold-standard:
 each half is searched against the map of that half alone. A local refinement afterwards
 brings the moved particles from the grid (≈ 13° spacing) to their pose.
 """
@@ -44,11 +50,20 @@ class ReassignConfig:
     max_resolution_a
         The finest resolution compared (Å); the search uses the half-maps' own FSC 0.143
         resolution when it is coarser (never finer than the maps are right).
+    prior_correct
+        Prior probability that a particle's current pose is right (sets the evidence a
+        grid pose needs; see the module docstring).
     """
 
     search: GlobalSearchConfig = field(
         default_factory=lambda: GlobalSearchConfig(n_rotations=4000, shift_range_px=0.0))
     max_resolution_a: float = 15.0
+    prior_correct: float = 0.5
+
+    def validate(self) -> None:
+        if not 0 < self.prior_correct < 1:
+            raise ValueError("prior_correct must be between 0 and 1")
+        self.search.validate()
 
 
 @dataclass
@@ -116,11 +131,14 @@ def reassign_poses(
     ReassignResult
     """
     config = config or ReassignConfig()
+    config.validate()
     rotations, shifts_a = checked_arrays(images, rotations, shifts_a, ctf, minimum=2)
     halves = np.asarray(halves)
     if halves.shape != (len(rotations),) or not np.isin(halves, (0, 1)).all():
         raise ValueError("halves must give 0 or 1 for every particle")
     res = max(config.max_resolution_a, half_map_resolution_a or 0.0, 2 * pixel_size_a)
+    k, p = config.search.n_rotations, config.prior_correct
+    threshold = float(np.log(k * p / (1 - p)))
     new_rot, new_shift = rotations.copy(), shifts_a.copy()
     moved = np.zeros(len(rotations), dtype=bool)
     done = 0
@@ -135,11 +153,12 @@ def reassign_poses(
             global_search(sub, ref, pixel_size_a, shifts_a[rows], sub_ctf,
                           replace(config.search, resolution_a=res), device=device),
             "reassign", offset=done, total=len(rotations), message=f"half {h + 1}: global search")
-        now = pose_scores(sub, ref, rotations[rows], pixel_size_a, shifts_a[rows], sub_ctf, res,
-                          device=device)
+        now, power = pose_scores(sub, ref, rotations[rows], pixel_size_a, shifts_a[rows], sub_ctf, res,
+                                 device=device, with_power=True)
         then = pose_scores(sub, ref, found.rotations, pixel_size_a, found.shifts_a, sub_ctf, res,
                            device=device)
-        better = then > now
+        log_ratio = (then**2 - now**2) / (2 * np.maximum(power, 1e-30))
+        better = log_ratio > threshold
         new_rot[rows[better]] = found.rotations[better]
         new_shift[rows[better]] = found.shifts_a[better]
         moved[rows] = better

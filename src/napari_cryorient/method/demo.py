@@ -31,9 +31,21 @@ from ..io import StackWriter, read_map, staged_outputs, write_map, write_particl
 from ..io.checkpoint import save_model
 from ..io.errors import InputError
 from .evaluate import MapScore, PoseMetrics, evaluate_poses, score_map
+from .presets import METHOD_PRESETS, method_preset
 from .recover import PoseRecovery, RecoverySettings, recover_poses
 
-__all__ = ["DemoConfig", "load_demo_volume", "run_demo"]
+__all__ = [
+    "CaseScores",
+    "DemoConfig",
+    "SimulatedCase",
+    "load_demo_volume",
+    "origin_errors",
+    "run_demo",
+    "score_case",
+    "simulate_case",
+    "stage_errors",
+    "train_truth_network",
+]
 
 
 @dataclass(frozen=True)
@@ -77,27 +89,24 @@ class DemoConfig:
     shift_std_px: float = 0.0
     volume: Path | None = None
     sample: str = "pseudo-protein"
-    # the whole cosine schedule: early stopping on a still-high learning rate stopped the
-    # preferred-orientation case at epoch 35 with a network that recovery could not use
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=120, steps_per_epoch=60, patience=0)
-    )
-    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
-    refine: RefineConfig | None = field(default_factory=RefineConfig)
-    reassign: ReassignConfig | None = None
+    # defaults: the "standard" preset (method/presets.py)
+    train: TrainConfig = field(default_factory=lambda: METHOD_PRESETS["standard"].train)
+    recovery: RecoveryConfig = field(default_factory=lambda: METHOD_PRESETS["standard"].recovery)
+    refine: RefineConfig | None = field(default_factory=lambda: METHOD_PRESETS["standard"].refine)
+    reassign: ReassignConfig | None = field(default_factory=lambda: METHOD_PRESETS["standard"].reassign)
     seed: int = 0
 
     @classmethod
+    def preset(cls, name: str, **changes: Any) -> DemoConfig:
+        """The settings of preset ``name`` (:data:`~napari_cryorient.method.presets.METHOD_PRESETS`)."""
+        p = method_preset(name)
+        return cls(train=p.train, recovery=p.recovery, refine=p.refine, reassign=p.reassign, **changes)
+
+    @classmethod
     def quick(cls, **changes: Any) -> DemoConfig:
-        """A run that finishes in a few minutes on a 2-core CPU."""
-        base = cls(
-            n_particles=2000,
-            snr_db=-6.0,
-            train=TrainConfig(epochs=30, steps_per_epoch=50),
-            recovery=RecoveryConfig(n_restarts=1),
-            refine=RefineConfig(radii_deg=(12.0, 6.0, 3.0)),
-        )
-        return replace(base, **changes)
+        """A run that finishes in a few minutes on a 2-core CPU: the ``quick`` preset on
+        2 000 particles at -6 dB."""
+        return cls.preset("quick", **{"n_particles": 2000, "snr_db": -6.0, **changes})
 
 
 def load_demo_volume(config: DemoConfig) -> tuple[torch.Tensor, float]:
@@ -118,7 +127,10 @@ def load_demo_volume(config: DemoConfig) -> tuple[torch.Tensor, float]:
 
 
 @dataclass
-class _Simulation:
+class SimulatedCase:
+    """A simulated data set with its truth: noise-free and noisy images of the same poses,
+    origins and CTFs, and the map they were made from."""
+
     clean: SimulationResult
     noisy: SimulationResult
     volume: torch.Tensor
@@ -131,7 +143,8 @@ class _Simulation:
         return Particles(n.images, n.pixel_size_a, ctf=n.ctf, name="simulation")
 
 
-def _simulate(config: DemoConfig, timings: dict[str, float]) -> Job[_Simulation]:
+def simulate_case(config: DemoConfig, timings: dict[str, float]) -> Job[SimulatedCase]:
+    """Simulate ``config``'s data set (noise-free, then noisy with the same poses)."""
     vol, px = load_demo_volume(config)
     sim_cfg = SimulationConfig(n_particles=config.n_particles, orientations=config.orientations,
                                ctf=config.ctf, shift_std_a=config.shift_std_px * px, seed=config.seed)
@@ -140,10 +153,11 @@ def _simulate(config: DemoConfig, timings: dict[str, float]) -> Job[_Simulation]
     if config.snr_db is not None:
         noisy = yield from forward(simulate_particles(vol, px, replace(sim_cfg, snr_db=config.snr_db)),
                                    "simulate", timings=timings)
-    return _Simulation(clean, noisy, vol, px)
+    return SimulatedCase(clean, noisy, vol, px)
 
 
-def _train(config: DemoConfig, sim: _Simulation, timings: dict[str, float]) -> Job[DistanceTrainer]:
+def train_truth_network(config: DemoConfig, sim: SimulatedCase, timings: dict[str, float]
+                        ) -> Job[DistanceTrainer]:
     """The truth-trained network: clean images and true poses, fresh noise every step.
 
     The images are as the method will see them: off-centre (their origins are not used)
@@ -160,15 +174,17 @@ def _train(config: DemoConfig, sim: _Simulation, timings: dict[str, float]) -> J
 
 
 @dataclass
-class _Scores:
+class CaseScores:
+    """Pose errors (O(4) and harmless alignment) and the maps from the true and the final poses."""
+
     recovered: PoseMetrics
     final: PoseMetrics
     maps: dict[str, Any]
     map_scores: dict[str, MapScore]
 
 
-def _score(config: DemoConfig, sim: _Simulation, poses: PoseRecovery,
-           timings: dict[str, float]) -> Job[_Scores]:
+def score_case(config: DemoConfig, sim: SimulatedCase, poses: PoseRecovery,
+               timings: dict[str, float]) -> Job[CaseScores]:
     """Pose errors, and maps from the true and from the (harmlessly aligned) final poses."""
     truth = sim.clean.rotations
     recovered = evaluate_poses(poses.recovery.quaternions, truth, seed=config.seed)
@@ -183,10 +199,10 @@ def _score(config: DemoConfig, sim: _Simulation, poses: PoseRecovery,
                                ctf=sim.noisy.ctf, ctf_correction=ctf_mode, half_maps=True, seed=config.seed),
             "reconstruct", message=f"{name} poses", timings=timings)
         scores[name] = score_map(maps[name], sim.volume)
-    return _Scores(recovered, final, maps, scores)
+    return CaseScores(recovered, final, maps, scores)
 
 
-def _stage_errors(sim: _Simulation, poses: PoseRecovery, seed: int) -> dict[str, dict[str, float]]:
+def stage_errors(sim: SimulatedCase, poses: PoseRecovery, seed: int) -> dict[str, dict[str, float]]:
     """Mean / median / p90 error (O(4)-aligned, degrees) after each stage that ran."""
     out = {}
     for stage, rotations in poses.stage_rotations.items():
@@ -195,7 +211,7 @@ def _stage_errors(sim: _Simulation, poses: PoseRecovery, seed: int) -> dict[str,
     return out
 
 
-def _origin_errors(sim: _Simulation, poses: PoseRecovery) -> dict[str, float]:
+def origin_errors(sim: SimulatedCase, poses: PoseRecovery) -> dict[str, float]:
     """Mean distance (px) of the found origins to the true ones, and of the centre (what
     not searching gives)."""
     truth = sim.noisy.shifts_a / sim.pixel_size_a
@@ -205,8 +221,8 @@ def _origin_errors(sim: _Simulation, poses: PoseRecovery) -> dict[str, float]:
             "origin_error_px_unsearched": float(np.linalg.norm(truth, axis=1).mean())}
 
 
-def _metrics(config: DemoConfig, sim: _Simulation, trainer: DistanceTrainer, poses: PoseRecovery,
-             scores: _Scores, evaluation: Any, timings: dict[str, float]) -> dict[str, Any]:
+def _metrics(config: DemoConfig, sim: SimulatedCase, trainer: DistanceTrainer, poses: PoseRecovery,
+             scores: CaseScores, evaluation: Any, timings: dict[str, float]) -> dict[str, Any]:
     full, harmless, rec_only = scores.final.o4, scores.final.harmless, scores.recovered.o4
     true_map, ours = scores.map_scores["true"], scores.map_scores["final"]
     fsc_true, fsc_ours = true_map.truth.same_hand, ours.truth.best
@@ -214,7 +230,7 @@ def _metrics(config: DemoConfig, sim: _Simulation, trainer: DistanceTrainer, pos
     return {
         "n_particles": config.n_particles, "box": config.box, "pixel_size_a": sim.pixel_size_a,
         "snr_db": config.snr_db, "orientations": config.orientations, "ctf": config.ctf,
-        "shift_std_px": config.shift_std_px, **_origin_errors(sim, poses),
+        "shift_std_px": config.shift_std_px, **origin_errors(sim, poses),
         "distance_mae_deg": evaluation.mae_deg, "distance_rmse_deg": evaluation.rmse_deg,
         "distance_pearson_r": evaluation.pearson_r,
         "orientation_error_mean_deg": full.mean_deg,
@@ -224,7 +240,11 @@ def _metrics(config: DemoConfig, sim: _Simulation, trainer: DistanceTrainer, pos
         "orientation_error_recovered_median_deg": rec_only.median_deg,
         "orientation_error_recovered_p90_deg": rec_only.p90_deg,
         "refined": refinement is not None,
-        "stage_errors_deg": _stage_errors(sim, poses, config.seed),
+        "stage_errors_deg": stage_errors(sim, poses, config.seed),
+        "diagnostics": None if poses.diagnostics is None else {
+            "median_predicted_deg": poses.diagnostics.median_predicted_deg,
+            "view_resultant_length": poses.diagnostics.view_resultant_length,
+            "warnings": poses.diagnostics.warnings},
         "reassigned_fraction": (None if poses.reassignment is None
                                 else float(poses.reassignment.moved.mean())),
         "refinement": refinement.history if refinement is not None else [],
@@ -252,8 +272,8 @@ def _metrics(config: DemoConfig, sim: _Simulation, trainer: DistanceTrainer, pos
     }
 
 
-def _write_outputs(out_dir: str | Path, sim: _Simulation, trainer: DistanceTrainer, poses: PoseRecovery,
-                   scores: _Scores, evaluation: Any, metrics: dict[str, Any]) -> None:
+def _write_outputs(out_dir: str | Path, sim: SimulatedCase, trainer: DistanceTrainer, poses: PoseRecovery,
+                   scores: CaseScores, evaluation: Any, metrics: dict[str, Any]) -> None:
     from .. import plots
 
     noisy, px, box = sim.noisy, sim.pixel_size_a, sim.noisy.images.shape[-1]
@@ -296,14 +316,14 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Job[dict[str, Any]]:
         The metrics also written to ``out_dir/metrics.json``.
     """
     timings: dict[str, float] = {}
-    sim = yield from _simulate(config, timings)
-    trainer = yield from _train(config, sim, timings)
+    sim = yield from simulate_case(config, timings)
+    trainer = yield from train_truth_network(config, sim, timings)
     _, evaluation = trainer.validate()
     settings = RecoverySettings(recovery=config.recovery, refine=config.refine, reassign=config.reassign,
                                 seed=config.seed)
     poses = yield from recover_poses(sim.particles, trainer.distance_model(), settings)
     timings.update(poses.timings_s)
-    scores = yield from _score(config, sim, poses, timings)
+    scores = yield from score_case(config, sim, poses, timings)
     metrics = _metrics(config, sim, trainer, poses, scores, evaluation, timings)
     _write_outputs(out_dir, sim, trainer, poses, scores, evaluation, metrics)
     return metrics

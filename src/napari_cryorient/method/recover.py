@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..engine.ambiguity import AmbiguityResult, resolve_ambiguity
+from ..engine.diagnostics import RecoveryDiagnostics, recovery_diagnostics
 from ..engine.fsc import fourier_shell_correlation
 from ..engine.inference import DistanceModel, image_features
 from ..engine.jobs import Job, forward
@@ -78,6 +79,9 @@ class PoseRecovery:
         The ambiguity choice and the (last) refinement, or None when skipped.
     reassignment
         The global second chance, or None when skipped.
+    diagnostics
+        Warning signs of a failed recovery (collapsed distances, bunched views), found
+        without a truth; ``diagnostics.warnings`` says them in words.
     stage_rotations
         `(n, 3, 3)` poses after each stage that ran: ``recover``, ``resolve``, ``refine``,
         ``reassign`` (the last after its refinement) — each stage's share of the result.
@@ -91,6 +95,7 @@ class PoseRecovery:
     ambiguity: AmbiguityResult | None = None
     refinement: RefinementResult | None = None
     reassignment: ReassignResult | None = None
+    diagnostics: RecoveryDiagnostics | None = None
     stage_rotations: dict[str, np.ndarray] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
 
@@ -144,6 +149,7 @@ def recover_poses(particles: Particles, model: DistanceModel, settings: Recovery
         timings=timings)
     result = PoseRecovery(rec.rotations, features, rec, timings_s=timings)
     result.stage_rotations["recover"] = rec.rotations
+    result.diagnostics = recovery_diagnostics(features, rec.rotations, seed=s.seed)
     if not s.resolve:
         return result
     result.ambiguity = yield from forward(
@@ -158,6 +164,7 @@ def recover_poses(particles: Particles, model: DistanceModel, settings: Recovery
         result.rotations = result.stage_rotations["refine"] = result.refinement.rotations
     if s.reassign is not None:
         yield from _reassign(particles, px, s, result, timings)
+    result.diagnostics = recovery_diagnostics(features, result.rotations, seed=s.seed)
     return result
 
 

@@ -74,7 +74,7 @@ class Dataset:
 
 
 _SESSION_FIELDS = ("dataset", "checkpoint", "trainer", "features", "poses", "errors_deg", "metrics", "volume",
-                   "projector", "fsc", "current")
+                   "projector", "fsc", "current", "confidence", "aligned_poses")
 
 
 @evented(equality_operators=dict.fromkeys(_SESSION_FIELDS, operator.is_))
@@ -97,6 +97,12 @@ class Session:
         `(n, f)` image features of the last recovery.
     poses, errors_deg
         `(n, 3, 3)` recovered poses; `(n,)` errors against the truth (simulations only).
+    aligned_poses
+        `(n, 3, 3)` the recovered poses in the truth's frame (after the harmless rotation;
+        simulations only): what the inspector compares with the true angles.
+    confidence
+        `(n,)` per-particle confidence of the poses (refinement score: higher is better),
+        or None.
     metrics
         Figures of the last runs (for the export report).
     shifts_a
@@ -115,6 +121,8 @@ class Session:
     poses: np.ndarray | None = None
     shifts_a: np.ndarray | None = None
     errors_deg: np.ndarray | None = None
+    aligned_poses: np.ndarray | None = None
+    confidence: np.ndarray | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     volume: np.ndarray | None = None
     projector: Any = None
@@ -125,6 +133,7 @@ class Session:
         """Adopt a new particle set: every result of the previous one is dropped first; the
         distance network is kept (it is checked against the new images when it is used)."""
         self.trainer = self.features = self.poses = self.shifts_a = self.errors_deg = None
+        self.aligned_poses = self.confidence = None
         self.volume = self.projector = self.fsc = None
         self.metrics = {}
         self.current = 0

@@ -1,7 +1,9 @@
 """Particle inspector: one particle's image, its reprojection from the current
 reconstruction at the recovered pose, its nearest neighbours by predicted distance, and
-its true and recovered orientations. Selection stays in sync with the stack slider and
-the points on the pose sphere."""
+its true and recovered orientations (the recovered ones in the truth's frame) and its
+confidence. Selection stays in sync with the stack slider and the points on the pose
+sphere; *previous* / *next* walk the particles in the chosen order — by index, worst
+error first (simulations) or least confident first — so the worst particles come first."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from magicgui.widgets import Container, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine import so3
@@ -22,6 +24,7 @@ __all__ = ["InspectorWidget"]
 N_NEIGHBOURS = 4
 STACK_LAYER = "projections"
 POSE_LAYER = "recovered poses"
+BY_INDEX, WORST_FIRST, LEAST_CONFIDENT = "index", "worst error first", "least confident first"
 
 
 class InspectorWidget(QWidget):
@@ -36,12 +39,17 @@ class InspectorWidget(QWidget):
         self.index.changed.connect(lambda v: self.session.select(int(v)))
         self.prev_button.changed.connect(lambda *_: self.step(-1))
         self.next_button.changed.connect(lambda *_: self.step(+1))
+        self.order = ComboBox(name="order", label="order", choices=[BY_INDEX, WORST_FIRST, LEAST_CONFIDENT],
+                              value=BY_INDEX)
+        self.order.changed.connect(self.refresh)
         controls = Container(widgets=[self.index, self.prev_button, self.next_button], layout="horizontal")
+        ordering = Container(widgets=[self.order], layout="horizontal")
         self.info = QLabel("no data set yet")
         self.info.setWordWrap(True)
         self.canvas = PlotCanvas(width=4.0, height=3.6)
         layout = QVBoxLayout(self)
         layout.addWidget(controls.native)
+        layout.addWidget(ordering.native)
         layout.addWidget(self.info)
         layout.addWidget(self.canvas)
         events = self.session.events
@@ -50,14 +58,31 @@ class InspectorWidget(QWidget):
         events.volume.connect(self.refresh)
         events.poses.connect(self.refresh)
         events.checkpoint.connect(self.refresh)
+        events.confidence.connect(self.refresh)
+        events.errors_deg.connect(self.refresh)
         napari_viewer.dims.events.current_step.connect(self._on_dims)
         self._on_dataset()
 
     # --- selection sources
-    def step(self, delta: int) -> None:
+    def ordering(self) -> np.ndarray:
+        """The particles in the chosen order (by index when that order has no values yet)."""
         ds = self.session.dataset
-        if ds is not None:
-            self.session.select(int(np.clip(self.session.current + delta, 0, len(ds) - 1)))
+        n = 0 if ds is None else len(ds)
+        errors, confidence = self.session.errors_deg, self.session.confidence
+        if self.order.value == WORST_FIRST and errors is not None and len(errors) == n:
+            return np.argsort(-np.asarray(errors), kind="stable")
+        if self.order.value == LEAST_CONFIDENT and confidence is not None and len(confidence) == n:
+            return np.argsort(np.asarray(confidence), kind="stable")
+        return np.arange(n)
+
+    def step(self, delta: int) -> None:
+        """Select the particle ``delta`` places away in the chosen order."""
+        ds = self.session.dataset
+        if ds is None:
+            return
+        order = self.ordering()
+        rank = int(np.flatnonzero(order == self.session.current)[0])
+        self.session.select(int(order[int(np.clip(rank + delta, 0, len(order) - 1))]))
 
     def _on_dims(self, *_: Any) -> None:
         if STACK_LAYER not in self.viewer.layers or self.viewer.dims.ndisplay != 2:
@@ -105,6 +130,31 @@ class InspectorWidget(QWidget):
         pose = torch.from_numpy(self.session.poses[index : index + 1]).float()
         return projector.project(pose)[0].numpy()
 
+    def _describe(self, i: int) -> list[str]:
+        """Index, rank in the chosen order, angles (RELION rot, tilt, psi), error, confidence."""
+        ds, s = self.session.dataset, self.session
+        lines = [f"particle {i} of {len(ds)}"]
+        if self.order.value != BY_INDEX:
+            order = self.ordering()
+            lines[0] += f" — {int(np.flatnonzero(order == i)[0]) + 1} in order '{self.order.value}'"
+
+        def angles(r: np.ndarray) -> str:
+            return ", ".join(f"{a:.1f}°" for a in so3.matrix_to_euler_relion(r))
+
+        if ds.truth is not None:
+            lines.append(f"true (rot, tilt, psi): {angles(ds.truth[i])}")
+        if s.aligned_poses is not None and len(s.aligned_poses) == len(ds):
+            lines.append(f"recovered, in the truth's frame: {angles(s.aligned_poses[i])}")
+        elif s.poses is not None:
+            lines.append(f"recovered (own frame): {angles(s.poses[i])}")
+        if s.errors_deg is not None:
+            lines.append(f"error: {s.errors_deg[i]:.1f}°")
+        if s.confidence is not None and len(s.confidence) == len(ds):
+            rank = float(np.mean(s.confidence < s.confidence[i]))
+            lines.append(f"confidence (refinement score): {s.confidence[i]:.3g}, better than {rank:.0%} "
+                         "of the particles")
+        return lines
+
     def refresh(self, *_: Any) -> None:
         ds = self.session.dataset
         fig = self.canvas.figure
@@ -114,20 +164,7 @@ class InspectorWidget(QWidget):
             self.canvas.redraw()
             return
         i = min(self.session.current, len(ds) - 1)
-        lines = [f"particle {i} of {len(ds)}"]
-        if ds.truth is not None:
-            lines.append(
-                "true (rot, tilt, psi): "
-                + ", ".join(f"{a:.1f}°" for a in so3.matrix_to_euler_relion(ds.truth[i]))
-            )
-        if self.session.poses is not None:
-            lines.append(
-                "recovered: "
-                + ", ".join(f"{a:.1f}°" for a in so3.matrix_to_euler_relion(self.session.poses[i]))
-            )
-        if self.session.errors_deg is not None:
-            lines.append(f"error: {self.session.errors_deg[i]:.1f}°")
-        self.info.setText("\n".join(lines))
+        self.info.setText("\n".join(self._describe(i)))
         neigh = self.neighbours(i)
         reproj = self.reprojection(i)
         panels = [("image", ds.images[i]), *([("reprojection", reproj)] if reproj is not None else [])]

@@ -19,12 +19,12 @@ from napari.layers import Points
 
 from ..engine import so3
 from ..engine.align import AlignmentResult
-from ..engine.recover import RecoveryConfig
-from ..engine.refine import RefineConfig
+from ..engine.reassign import ReassignConfig
 from ..io.checkpoint import load_generalist
 from ..method import RecoverySettings, recover_poses
-from ..method.ab_initio import PRESETS, AbInitioResult, AbInitioSettings, ab_initio
+from ..method.ab_initio import AbInitioResult, AbInitioSettings, ab_initio
 from ..method.evaluate import harmless_alignment, random_pose_baseline
+from ..method.presets import METHOD_PRESETS
 from ..method.recover import MIN_PARTICLES
 from ..plots import draw_fsc, draw_viewing_directions
 from ..plugin.layer_data import SPHERE_RADIUS, image_layer_data, pose_points_layer_data
@@ -46,19 +46,25 @@ class RecoverWidget(JobWidget):
     title = "Recover orientations"
 
     def __init__(self, napari_viewer: Any) -> None:
-        d = RecoveryConfig()
+        d = METHOD_PRESETS["standard"].recovery
         self.mode = ComboBox(name="mode", label="mode", choices=[LEARNED, NO_TRUTH], value=LEARNED)
-        self.preset = ComboBox(name="preset", label="ab-initio preset", choices=list(PRESETS), value="quick")
+        # one preset menu for both modes (method/presets.py and ab_initio.PRESETS share names);
+        # it comes before the values it fills, so restored settings keep a user's changes
+        self.preset = ComboBox(name="preset", label="preset", choices=list(METHOD_PRESETS), value="standard")
         self.steps = SpinBox(name="steps", label="recovery optimiser steps", min=0, max=100000,
                              value=d.n_steps)
         self.restarts = SpinBox(name="restarts", label="restarts", min=1, max=50, value=d.n_restarts)
         self.resolve = CheckBox(name="resolve", label="resolve ambiguity from images", value=True)
         self.refine = CheckBox(name="refine", label="refine by projection matching", value=True)
+        self.origins = CheckBox(name="origins", label="refine origins too (off-centre picks)", value=False)
+        self.second_chance = CheckBox(name="second_chance", label="global second chance after refinement",
+                                      value=False)
+        self.preset.changed.connect(self._apply_preset)
         self.inplane = CheckBox(name="inplane", label="show in-plane directions (vectors)", value=False)
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
         form = Container(
             widgets=[self.mode, self.preset, self.steps, self.restarts, self.resolve, self.refine,
-                     self.inplane, self.seed]
+                     self.origins, self.second_chance, self.inplane, self.seed]
         )
         super().__init__(napari_viewer, form, start_text="Recover")
         self.loss_plot = PlotCanvas()
@@ -78,6 +84,13 @@ class RecoverWidget(JobWidget):
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
 
+    def _apply_preset(self, name: str) -> None:
+        """Fill the recovery values of preset ``name`` (the no-truth mode reads its own
+        preset of that name when it starts)."""
+        p = METHOD_PRESETS[name]
+        self.steps.value, self.restarts.value = p.recovery.n_steps, p.recovery.n_restarts
+        self.second_chance.value = p.reassign is not None
+
     def make_job(self):
         if self.mode.value == NO_TRUTH:
             return self._ab_initio_job()
@@ -87,10 +100,16 @@ class RecoverWidget(JobWidget):
         particles.require_count(MIN_PARTICLES, "orientation recovery")
         model.check_box(particles.box, "the data set's images")
         do_resolve = self.resolve.value
+        p = METHOD_PRESETS[self.preset.value]
+        refine = None
+        if do_resolve and self.refine.value:
+            refine = replace(p.refine, search_shifts=self.origins.value)
+        chance = refine is not None and self.second_chance.value
         settings = RecoverySettings(
-            recovery=replace(RecoveryConfig(), n_steps=self.steps.value, n_restarts=self.restarts.value),
+            recovery=replace(p.recovery, n_steps=self.steps.value, n_restarts=self.restarts.value),
             resolve=do_resolve,
-            refine=RefineConfig() if do_resolve and self.refine.value else None,
+            refine=refine,
+            reassign=(p.reassign or ReassignConfig()) if chance else None,
             seed=self.seed.value,
         )
         self._losses = []
@@ -184,7 +203,9 @@ class RecoverWidget(JobWidget):
         self.session.features = result.features
         scores = result.refinement.scores if result.refinement is not None else None
         summary = self._show_poses(result.rotations, aligned, scores)
-        self.status.setText(f"recovered {len(result.rotations)} poses, recovery loss "
+        warnings = result.diagnostics.warnings if result.diagnostics is not None else []
+        head = "".join(f"WARNING: {w}\n" for w in warnings)
+        self.status.setText(f"{head}recovered {len(result.rotations)} poses, recovery loss "
                             f"{result.recovery.loss:.4f} rad²{summary}")
 
     def _show_poses(self, poses: np.ndarray, aligned: AlignmentResult | None = None,
@@ -196,14 +217,17 @@ class RecoverWidget(JobWidget):
         errors, summary = None, ""
         if aligned is None and ds is not None:
             aligned = _harmless_errors(poses, ds.truth)  # closed form: milliseconds
+        self.session.aligned_poses = None
         if aligned is not None:
             errors = aligned.errors_deg
+            self.session.aligned_poses = so3.quaternion_to_matrix(aligned.quaternions)
             summary = (
                 f"; error vs truth (harmless rotation aligned): mean {aligned.mean_deg:.1f}°, "
                 f"median {aligned.median_deg:.1f}°, p90 {aligned.p90_deg:.1f}°"
             )
             self.session.metrics.update(aligned.summary())
         self.session.errors_deg = errors
+        self.session.confidence = confidence
         self.session.poses = poses
         for name in (LAYER, VECTORS):
             if name in self.viewer.layers:

@@ -3,6 +3,7 @@ predicted-versus-true distance histogram. Stop keeps the model; Start again resu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..engine.jobs import Progress
 from ..engine.siamese import EncoderConfig
 from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
 from ..io.errors import InputError
+from ..method.presets import METHOD_PRESETS
 from ._base import JobWidget
 from ._plots import PlotCanvas
 
@@ -53,10 +55,14 @@ class TrainWidget(JobWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         d = TrainConfig()
-        self.epochs = SpinBox(name="epochs", label="epochs", min=1, max=10000, value=60)
+        q = METHOD_PRESETS["quick"].train
+        # the preset comes first: restored settings set it, then the values a user changed
+        self.preset = ComboBox(name="preset", label="preset", choices=list(METHOD_PRESETS), value="quick")
+        self.epochs = SpinBox(name="epochs", label="epochs", min=1, max=10000, value=q.epochs)
         self.steps = SpinBox(
-            name="steps_per_epoch", label="steps / epoch", min=1, max=10000, value=d.steps_per_epoch
+            name="steps_per_epoch", label="steps / epoch", min=1, max=10000, value=q.steps_per_epoch
         )
+        self.preset.changed.connect(self._apply_preset)
         self.anchors = SpinBox(
             name="anchors", label="anchors / batch", min=2, max=4096, value=d.anchors_per_batch
         )
@@ -76,6 +82,7 @@ class TrainWidget(JobWidget):
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
         form = Container(
             widgets=[
+                self.preset,
                 self.epochs,
                 self.steps,
                 self.anchors,
@@ -106,8 +113,14 @@ class TrainWidget(JobWidget):
         self.loss_plot.redraw()
         self.dist_plot.redraw()
 
+    def _apply_preset(self, name: str) -> None:
+        """Fill the schedule of preset ``name`` (method/presets.py, shared with the CLI)."""
+        train = METHOD_PRESETS[name].train
+        self.epochs.value, self.steps.value = train.epochs, train.steps_per_epoch
+
     def _config(self) -> TrainConfig:
-        return TrainConfig(
+        return replace(
+            METHOD_PRESETS[self.preset.value].train,
             encoder=EncoderConfig(working_box=self.wbox.value),
             epochs=self.epochs.value,
             steps_per_epoch=self.steps.value,
