@@ -64,3 +64,18 @@ def test_cli_bars_name_each_stage_and_never_run_past_their_total(capsys):
     err = capsys.readouterr().err
     for done, total in re.findall(r"(\d+)/(\d+) ", err):
         assert int(done) <= int(total), err
+
+
+def test_stage_clock_gives_elapsed_time_and_eta_per_stage():
+    from napari_cryorient.engine.jobs import StageClock, format_duration
+
+    now = [100.0]
+    clock = StageClock(lambda: now[0])
+    assert clock.update(Progress("refine", 0, 100)) == (0.0, None)
+    now[0] = 110.0
+    elapsed, eta = clock.update(Progress("refine", 25, 100))
+    assert elapsed == 10.0 and eta == 30.0  # 25 units in 10 s, 75 to go
+    now[0] = 111.0
+    assert clock.update(Progress("reconstruct", 0, 10)) == (0.0, None)  # a new stage restarts it
+    assert format_duration(42) == "42 s" and format_duration(185) == "3 min 05 s"
+    assert format_duration(3720) == "1 h 02 min"

@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-__all__ = ["EngineError", "Job", "Progress", "forward", "run_job"]
+__all__ = ["EngineError", "Job", "Progress", "StageClock", "format_duration", "forward", "run_job"]
 
 T = TypeVar("T")
 
@@ -62,6 +62,41 @@ class Progress:
 
 Job = Generator[Progress, None, T]
 """A long engine job: yields :class:`Progress`, returns its result."""
+
+
+class StageClock:
+    """Elapsed time and ETA of the current stage of a job, from its events.
+
+    The clock restarts whenever the stage changes (or its count goes back); the ETA is
+    the remaining units at the stage's mean pace so far (None before any progress).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._stage: str | None = None
+        self._t0 = 0.0
+        self._done0 = 0
+
+    def update(self, event: Progress) -> tuple[float, float | None]:
+        """``(elapsed_s, eta_s)`` of ``event``'s stage."""
+        now = self._clock()
+        if event.stage != self._stage or event.done < self._done0:
+            self._stage, self._t0, self._done0 = event.stage, now, event.done
+        elapsed = now - self._t0
+        progressed = event.done - self._done0
+        if progressed <= 0 or not event.total:
+            return elapsed, None
+        return elapsed, elapsed / progressed * max(0, event.total - event.done)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def forward(

@@ -10,7 +10,7 @@ from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine.inference import DistanceModel
-from ..engine.jobs import Progress
+from ..engine.jobs import Progress, StageClock, format_duration
 from ..io.checkpoint import model_from_checkpoint
 from ..io.errors import InputError
 from ._jobs import JobRunner
@@ -74,7 +74,16 @@ class JobWidget(QWidget):
         raise NotImplementedError
 
     def on_event(self, event: Progress) -> None:
-        self.status.setText(f"{event.stage}: {event.done}/{event.total} {event.message}")
+        self.status.setText(f"{event.stage}: {event.done}/{event.total} {event.message}"
+                            f"{self.timing(event)}")
+
+    def timing(self, event: Progress) -> str:
+        """`` — 12 s elapsed, ETA 40 s`` for the event's stage (from the stage's start)."""
+        if not hasattr(self, "_clock"):
+            self._clock = StageClock()
+        elapsed, eta = self._clock.update(event)
+        text = f" — {format_duration(elapsed)} elapsed"
+        return text + (f", ETA {format_duration(eta)}" if eta is not None else "")
 
     def on_result(self, result: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -94,6 +103,7 @@ class JobWidget(QWidget):
         self.start_button.enabled = False
         self.stop_button.enabled = True
         self._summary = ""
+        self._clock = StageClock()
         self.status.setText("running…")
         self.runner.start(factory)
 
