@@ -28,9 +28,11 @@ def errors(monkeypatch):
     seen: list[str] = []
     import napari_cryorient.widgets._base as base
     import napari_cryorient.widgets._jobs as jobs
+    import napari_cryorient.widgets.export as export
 
     monkeypatch.setattr(base, "show_error", seen.append)
     monkeypatch.setattr(jobs, "show_error", seen.append)
+    monkeypatch.setattr(export, "show_error", seen.append)
     return seen
 
 
@@ -211,6 +213,20 @@ def test_quick_workflow_through_the_widgets(make_napari_viewer, qtbot, tmp_path,
     np.testing.assert_array_equal(table.images()[:], viewer.layers["projections"].data)
     np.testing.assert_allclose(read_map(tmp_path / "out" / "reconstruction.mrc").data, vol.data, atol=1e-6)
     assert errors == []
+    # every job left a record (parameters, time, status, result line), exported with the rest
+    import json
+
+    jobs = json.loads((tmp_path / "out" / "jobs.json").read_text())
+    assert [j["job"] for j in jobs] == ["dataset", "train", "recover", "reconstruct"]
+    assert all(j["status"] == "finished" and j["duration_s"] > 0 for j in jobs)
+    assert jobs[2]["parameters"]["restarts"] == 1 and "recovered 300 poses" in jobs[2]["summary"]
+    # a second export into the same folder is refused unless the user says to replace
+    assert exporter.export(tmp_path / "out") is False
+    assert "already holds" in errors[-1]
+    exporter.replace.value = True
+    assert exporter.export(tmp_path / "out")
+    qtbot.waitUntil(lambda: not exporter.runner.running, timeout=60_000)
+    assert not exporter.replace.value  # one export at a time
 
 
 def test_stop_keeps_training_and_start_resumes(make_napari_viewer, qtbot):
@@ -401,6 +417,14 @@ def test_a_new_data_set_keeps_the_model_and_discards_results_of_the_old_one(make
     qtbot.waitUntil(lambda: not rec.runner.running, timeout=120_000)
     assert rec.session.poses.shape == (150, 3, 3) and len(viewer.layers["recovered poses"].data) == 150
     assert not errors, errors
+    # another pixel size (the protein at another scale) is refused in one line, before any work
+    w = DatasetWidget(viewer)
+    w.n.value, w.box.value, w.pixel.value, w.snr.value = 150, 32, 8.0, 0.0
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    rec.start()
+    assert not rec.runner.running
+    assert "trained on images of 4 Å/px" in errors[-1] and "8 Å/px" in errors[-1]
 
 
 def test_the_sample_molecule_does_not_change_with_the_seed(make_napari_viewer, qtbot):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from magicgui.widgets import Container, PushButton
@@ -14,7 +15,7 @@ from ..engine.jobs import Progress, StageClock, format_duration
 from ..io.checkpoint import model_from_checkpoint
 from ..io.errors import InputError
 from ._jobs import JobRunner
-from ._session import Dataset, get_session
+from ._session import Dataset, JobRecord, get_session
 from ._settings import load_settings, save_settings
 
 __all__ = ["JobWidget"]
@@ -104,6 +105,9 @@ class JobWidget(QWidget):
         self.stop_button.enabled = True
         self._summary = ""
         self._clock = StageClock()
+        self._record_start = (time.strftime("%Y-%m-%dT%H:%M:%S"), time.monotonic(),
+                              {w.name: getattr(w, "value", None) for w in self.form
+                               if isinstance(getattr(w, "value", None), (bool, int, float, str))})
         self.status.setText("running…")
         self.runner.start(factory)
 
@@ -127,6 +131,21 @@ class JobWidget(QWidget):
             self.status.setText("stopped")
         elif getattr(self, "_summary", ""):
             self.status.setText(self._summary)  # the result, not the last progress line
+        self._record()
+
+    def _record(self) -> None:
+        """Keep this run in the session's job history."""
+        start = getattr(self, "_record_start", None)
+        if start is None:
+            return
+        started, t0, parameters = start
+        status = "failed" if self.runner.error else "stopped" if self.runner.stopped else "finished"
+        ds = getattr(self, "_started_on", None)
+        name = ds.source if ds is not None else ""
+        self.session.record(JobRecord(job=self.section, parameters=parameters, started=started,
+                                      duration_s=time.monotonic() - t0, status=status,
+                                      summary=self.status.text(), dataset=name))
+        self._record_start = None
 
     def closeEvent(self, event) -> None:
         self.runner.stop()

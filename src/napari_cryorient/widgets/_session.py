@@ -73,8 +73,39 @@ class Dataset:
         return len(self.particles)
 
 
+@dataclass(frozen=True)
+class JobRecord:
+    """One run of a job widget, as RELION job folders and cryoSPARC event logs keep it.
+
+    Attributes
+    ----------
+    job
+        The widget's section name (``train``, ``recover``, …).
+    parameters
+        The form's values when the job started.
+    started
+        Start time (ISO 8601, local time).
+    duration_s
+        Wall time of the run (s).
+    status
+        ``finished``, ``stopped`` or ``failed``.
+    summary
+        The widget's last status line (the result, or the error).
+    dataset
+        Name of the data set the job ran on.
+    """
+
+    job: str
+    parameters: dict[str, Any]
+    started: str
+    duration_s: float
+    status: str
+    summary: str
+    dataset: str
+
+
 _SESSION_FIELDS = ("dataset", "checkpoint", "trainer", "features", "poses", "errors_deg", "metrics", "volume",
-                   "projector", "fsc", "current", "confidence", "aligned_poses")
+                   "projector", "fsc", "current", "confidence", "aligned_poses", "history")
 
 
 @evented(equality_operators=dict.fromkeys(_SESSION_FIELDS, operator.is_))
@@ -112,6 +143,9 @@ class Session:
         ``(half-maps, against the truth or None)``.
     current
         The selected particle.
+    history
+        A :class:`JobRecord` per finished, stopped or failed job, oldest first (exported
+        as ``jobs.json``; kept across data sets: it is the session's log).
     """
 
     dataset: Dataset | None = None
@@ -128,6 +162,11 @@ class Session:
     projector: Any = None
     fsc: Any = None
     current: int = 0
+    history: list[JobRecord] = field(default_factory=list)
+
+    def record(self, entry: JobRecord) -> None:
+        """Append a job record (a new list, so that ``events.history`` fires)."""
+        self.history = [*self.history, entry]
 
     def set_dataset(self, dataset: Dataset) -> None:
         """Adopt a new particle set: every result of the previous one is dropped first; the

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import Container, FileEdit, PushButton
+from magicgui.widgets import CheckBox, Container, FileEdit, PushButton
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -24,7 +24,11 @@ from ._jobs import JobRunner
 from ._session import get_session
 from ._settings import load_settings, save_settings
 
-__all__ = ["ExportWidget"]
+__all__ = ["EXPORT_NAMES", "ExportWidget"]
+
+#: every file an export may write (an existing one is only replaced when the user says so)
+EXPORT_NAMES = ("particles.mrcs", "poses.star", "poses_true.star", "poses.csv", "reconstruction.mrc",
+                "model.pt", "metrics.json", "report.png", "jobs.json")
 
 
 class ExportWidget(QWidget):
@@ -38,6 +42,8 @@ class ExportWidget(QWidget):
             name="folder", label="folder", mode="d", value=str(Path.cwd() / "cryorient-export")
         )
         self.form = Container(widgets=[self.folder])
+        # not part of the saved settings: replacing is a decision for one export at a time
+        self.replace = CheckBox(name="replace", label="replace existing files", value=False)
         load_settings("export", self.form)
         self.button = PushButton(text="Export")
         self.button.changed.connect(lambda *_: self.export())
@@ -45,6 +51,7 @@ class ExportWidget(QWidget):
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
+        layout.addWidget(self.replace.native)
         layout.addWidget(self.button.native)
         layout.addWidget(self.status)
         self.runner = JobRunner("Export", on_result=self._done, on_finished=self._finished)
@@ -60,6 +67,11 @@ class ExportWidget(QWidget):
             return False
         if self.runner.running:
             return False
+        existing = [n for n in EXPORT_NAMES if (folder / n).exists()]
+        if existing and not self.replace.value:
+            show_error(f"Export: {folder} already holds {', '.join(existing)}; choose another folder or "
+                       "tick 'replace existing files'")
+            return False
         snapshot = _Snapshot.of(self.session)  # read on the main thread, written in the worker
         self.written = []
         self.button.enabled = False
@@ -71,6 +83,7 @@ class ExportWidget(QWidget):
         folder, names = result
         save_settings("export", self.form)
         self.written = [folder / name for name in names]
+        self.replace.value = False
         self.status.setText(f"wrote {', '.join(names)} to {folder}")
         show_info(f"exported to {folder}")
 
@@ -93,12 +106,13 @@ class _Snapshot:
     metrics: dict[str, Any]
     history: list[dict[str, float]]
     fsc: Any
+    jobs: list[dict[str, Any]]
 
     @classmethod
     def of(cls, s: Any) -> _Snapshot:
         history = list(s.trainer.history) if s.trainer is not None else []
         return cls(s.dataset, s.poses, s.origins_a(), s.errors_deg, s.volume, s.checkpoint, dict(s.metrics),
-                   history, s.fsc)
+                   history, s.fsc, [asdict(r) for r in s.history])
 
 
 def _write(snap: _Snapshot, folder: Path) -> Generator[Progress, None, tuple[Path, list[str]]]:
@@ -131,7 +145,8 @@ def _write(snap: _Snapshot, folder: Path) -> Generator[Progress, None, tuple[Pat
             written.append("model.pt")
         yield Progress("export", 5, steps, "map and model")
         _write_report(snap, stage)
-        written += ["metrics.json", "report.png"]
+        (stage / "jobs.json").write_text(json.dumps(snap.jobs, indent=2, default=str))
+        written += ["metrics.json", "report.png", "jobs.json"]
         yield Progress("export", steps, steps, "report")
     return folder, written
 

@@ -99,6 +99,7 @@ class RecoverWidget(JobWidget):
         particles = ds.particles
         particles.require_count(MIN_PARTICLES, "orientation recovery")
         model.check_box(particles.box, "the data set's images")
+        model.check_pixel_size(particles.pixel_size_a, "the data set's images")
         do_resolve = self.resolve.value
         p = METHOD_PRESETS[self.preset.value]
         refine = None
@@ -277,11 +278,19 @@ class RecoverWidget(JobWidget):
             self.session.select(int(layer.features["index"].iloc[sel[0]]))
 
     def _plot_errors(self, errors: np.ndarray | None) -> None:
+        """Histogram of the errors, its bars in the colours of the points on the sphere (so
+        it is also their colour bar: same colour map, same limits)."""
         ax = self.error_plot.axes
         ax.clear()
         if errors is not None:
-            ax.hist(errors, bins=60, color="tab:purple")
-            ax.set_xlabel("angular error (°)")
+            import matplotlib
+
+            _, edges, bars = ax.hist(errors, bins=60)
+            limit = max(1.0, float(np.percentile(errors, 95)))  # the layer's contrast limits
+            cmap = matplotlib.colormaps["plasma"]
+            for bar, left, right in zip(bars, edges[:-1], edges[1:], strict=True):
+                bar.set_facecolor(cmap(min(1.0, 0.5 * (left + right) / limit)))
+            ax.set_xlabel("angular error (°) — colours as on the sphere")
             ax.set_ylabel("particles")
         self.error_plot.redraw()
 
