@@ -15,7 +15,7 @@ from napari_cryorient.engine.refine import (
     local_rotation_grid,
     refine_orientations,
 )
-from napari_cryorient.engine.simulate import SimulationConfig, simulate_particles
+from napari_cryorient.engine.simulate import SimulationConfig, project_particles, simulate_particles
 from napari_cryorient.engine.volumes import make_sample_volume
 
 
@@ -122,3 +122,22 @@ def test_shift_search_finds_off_centre_particles():
     assert after < 0.5 * before, (before, after)
     assert np.array_equal(result.half_assignment, halves)
     assert result.scores.shape == (200,) and np.isfinite(result.scores).all()
+
+
+def test_first_iteration_reaches_the_whole_shift_range():
+    """Origins up to 3.5 px off: one iteration searches ±4 px (not ±1 step), also when the
+    step is halved under 6°, and moves the origins most of the way."""
+    px = 4.0
+    volume = make_sample_volume("pseudo-protein", box=32, pixel_size_a=px)
+    sim = run_job(simulate_particles(volume, px, SimulationConfig(n_particles=60, snr_db=10.0, seed=5)))
+    truth = np.random.default_rng(0).uniform(-3.5, 3.5, (60, 2)) * px
+    images = run_job(project_particles(volume, sim.rotations, px, truth)).images
+    before = np.median(np.linalg.norm(truth, axis=1)) / px
+    for radius in (8.0, 4.0):
+        config = RefineConfig(radii_deg=(radius,), search_shifts=True, shift_range_px=4.0)
+        result = run_job(refine_orientations(images, sim.rotations, px, config=config,
+                                             halves=np.arange(60) % 2))
+        found = result.shifts_a / px
+        assert np.abs(found).max() >= 2.5, radius  # beyond one (halved) step
+        err = np.median(np.linalg.norm(found - truth / px, axis=1))
+        assert err < 0.6 * before, (radius, err, before)

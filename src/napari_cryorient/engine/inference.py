@@ -198,6 +198,10 @@ def image_features(
     """
     n = len(images)
     model.check_box(int(images.shape[-1]))
+    if model.phase_flip and ctf is None:
+        raise ValueError("the network was trained on phase-flipped images and these particles have no "
+                         "CTF parameters: give the particles' CTF (a STAR with defocus columns, or "
+                         "--ctf-pkl)")
     net = model.net.to(device).eval()
     wb = model.working_box
     out: list[np.ndarray] = []

@@ -71,8 +71,9 @@ class RefineConfig:
     search_shifts, shift_step_px, shift_range_px, max_shift_px
         Refine the origins too: the first iteration tries every offset of a grid of step
         ``shift_step_px`` pixels up to ``±shift_range_px`` per axis (picks are off by a few
-        pixels); later ones a 3 × 3 grid of that step around the current origin (halved for
-        radii under 6°). Origins never go beyond ``max_shift_px`` from the box centre.
+        pixels; at least ±1 step, so 0 means the 3 × 3 grid); later ones a 3 × 3 grid of that
+        step around the current origin (the step halved for radii under 6°). Origins never
+        go beyond ``max_shift_px`` from the box centre.
     seed
         Seed of the half split.
     """
@@ -217,7 +218,9 @@ def _match(data: _Data, rec: Any, fsc: np.ndarray, current: np.ndarray, radius: 
     done = 0
     for h in (0, 1):
         matcher = SliceMatcher(_filter_volume(rec.half_maps[h], weights), fmax, config.pad_factor, device)
-        chunk = max(1, config.max_samples // (len(grid) * max(1, int(matcher.mask.sum()))))
+        # candidates per particle: the rotations, or the origin offsets when more
+        per = max(len(grid), (2 * shift_steps + 1) ** 2 if config.search_shifts else 0)
+        chunk = max(1, config.max_samples // (per * max(1, int(matcher.mask.sum()))))
         members = np.flatnonzero(rec.half_assignment == h)
         for start in range(0, len(members), chunk):
             idx = members[start : start + chunk]
@@ -334,7 +337,8 @@ def refine_orientations(
                                      message=f"{label}: half-maps")
             halves = rec.half_assignment
             fsc = fourier_shell_correlation(*rec.half_maps, pixel_size_a)
-            steps = max(1, round(config.shift_range_px / config.shift_step_px)) if it == 0 else 1
+            step = config.shift_step_px * (0.5 if radius < 6 else 1.0)  # as _match_chunk uses it
+            steps = max(1, round(config.shift_range_px / step)) if it == 0 else 1
             new, scores = yield from forward(
                 _match(data, rec, fsc.fsc, current, radius, config, steps), "refine",
                 offset=2 * n * it + n, total=total, message=f"{label}: matching (±{radius:g}°)")

@@ -98,8 +98,9 @@ class AbInitioSettings:
     global_iterations: int = 8
     start_temperature: float = 0.5
     search: GlobalSearchConfig = field(default_factory=GlobalSearchConfig)
+    # origins come from the global search: the refinement only nudges them (±1 step)
     refine: RefineConfig = field(default_factory=lambda: RefineConfig(radii_deg=(8.0, 4.0, 2.0),
-                                                                      search_shifts=True))
+                                                                      search_shifts=True, shift_range_px=0.0))
     recovery: RecoveryConfig = field(default_factory=lambda: RecoveryConfig(
         neighbour_fraction=0.5, n_restarts=2, n_steps=300, screen_candidates=4))
     fine_tune_steps: int = 300

@@ -282,9 +282,13 @@ def _write_outputs(out_dir: str | Path, sim: SimulatedCase, trainer: DistanceTra
         stack = stage / "particles.mrcs"
         with StackWriter(stack, len(noisy.images), box, px) as w:
             w(0, noisy.images)
-        for name, rotations in (("particles_true", sim.clean.rotations), ("recovered", poses.rotations),
-                                ("aligned", so3.quaternion_to_matrix(scores.final.o4.quaternions))):
-            write_particles(stage / f"{name}.star", rotations, px, box, stack=stack, ctf=noisy.ctf)
+        found = poses.refinement.shifts_a if poses.refinement is not None else None
+        for name, rotations, shifts in (
+                ("particles_true", sim.clean.rotations, noisy.shifts_a),
+                ("recovered", poses.rotations, found),
+                ("aligned", so3.quaternion_to_matrix(scores.final.o4.quaternions), found)):
+            write_particles(stage / f"{name}.star", rotations, px, box, stack=stack, shifts_a=shifts,
+                            ctf=noisy.ctf)
         write_map(stage / "volume_truth.mrc", sim.volume.numpy(), px)
         write_map(stage / "reconstruction_true_poses.mrc", scores.maps["true"].volume, px)
         write_map(stage / "reconstruction_recovered.mrc", scores.maps["final"].volume, px)

@@ -140,7 +140,7 @@ class JobWidget(QWidget):
             return
         started, t0, parameters = start
         status = "failed" if self.runner.error else "stopped" if self.runner.stopped else "finished"
-        ds = getattr(self, "_started_on", None)
+        ds = self.session.dataset  # the one the job ran on, or the one it made
         name = ds.source if ds is not None else ""
         self.session.record(JobRecord(job=self.section, parameters=parameters, started=started,
                                       duration_s=time.monotonic() - t0, status=status,

@@ -60,6 +60,7 @@ class RecoverWidget(JobWidget):
         self.second_chance = CheckBox(name="second_chance", label="global second chance after refinement",
                                       value=False)
         self.preset.changed.connect(self._apply_preset)
+        self._searched_origins = False
         self.inplane = CheckBox(name="inplane", label="show in-plane directions (vectors)", value=False)
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
         form = Container(
@@ -89,7 +90,6 @@ class RecoverWidget(JobWidget):
         preset of that name when it starts)."""
         p = METHOD_PRESETS[name]
         self.steps.value, self.restarts.value = p.recovery.n_steps, p.recovery.n_restarts
-        self.second_chance.value = p.reassign is not None
 
     def make_job(self):
         if self.mode.value == NO_TRUTH:
@@ -106,6 +106,7 @@ class RecoverWidget(JobWidget):
         if do_resolve and self.refine.value:
             refine = replace(p.refine, search_shifts=self.origins.value)
         chance = refine is not None and self.second_chance.value
+        self._searched_origins = refine is not None and refine.search_shifts
         settings = RecoverySettings(
             recovery=replace(p.recovery, n_steps=self.steps.value, n_restarts=self.restarts.value),
             resolve=do_resolve,
@@ -202,6 +203,10 @@ class RecoverWidget(JobWidget):
             return
         result, aligned = outcome
         self.session.features = result.features
+        # the origins the poses were refined with (None: the data set's own)
+        refined = result.refinement
+        searched = refined is not None and self._searched_origins
+        self.session.shifts_a = refined.shifts_a if searched else None
         scores = result.refinement.scores if result.refinement is not None else None
         summary = self._show_poses(result.rotations, aligned, scores)
         warnings = result.diagnostics.warnings if result.diagnostics is not None else []
