@@ -94,6 +94,19 @@ def test_checkpoint_from_another_box_is_rejected(data, small_map):
         DistanceTrainer.from_checkpoint(ckpt, data)
 
 
+def test_resume_tolerates_last_bit_differences_but_not_other_images(data):
+    """Preparing the same stack with another thread count changes the last bits of the
+    images: a resume must accept that and still refuse other images with the same poses."""
+    from dataclasses import replace
+
+    ckpt = DistanceTrainer(data, _config()).checkpoint()
+    jittered = replace(data, images=data.images * np.float32(1 + 1e-6))
+    DistanceTrainer.from_checkpoint(ckpt, jittered)  # accepted
+    others = replace(data, images=np.ascontiguousarray(data.images[:, ::-1]) * np.float32(1.5))
+    with pytest.raises(ValueError, match="not the ones the model was trained on"):
+        DistanceTrainer.from_checkpoint(ckpt, others)
+
+
 def test_features_have_the_configured_size(data):
     f = compute_features(SiameseNet(TINY), data.images, (0.0, 1.0))
     assert f.shape == (len(data), TINY.feature_dim)

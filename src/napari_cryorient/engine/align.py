@@ -62,6 +62,12 @@ class AlignmentResult:
     hand_flipped: bool = False
 
     @property
+    def rotations(self) -> np.ndarray:
+        """`(n, 3, 3)` aligned estimates as matrices (package convention): poses in the
+        reference's frame, e.g. to reconstruct a map comparable with a true map."""
+        return so3.quaternion_to_matrix(self.quaternions)
+
+    @property
     def mean_deg(self) -> float:
         return float(np.mean(self.errors_deg))
 

@@ -389,7 +389,8 @@ class DistanceTrainer:
             "stopped_early": self.stopped_early,
             "history": list(self.history),
             "val_idx": self.val_idx.clone(),
-            "data_fingerprint": self.data.fingerprint(),
+            "data_poses_sha256": self.data.fingerprint(),
+            "data_image_signature": torch.as_tensor(self.data.image_signature()),
         }
 
     @classmethod
@@ -421,8 +422,10 @@ class DistanceTrainer:
         trainer.history = list(checkpoint["history"])
         if not torch.equal(trainer.val_idx, checkpoint["val_idx"]):
             raise ValueError("the data differ from those the model was trained on (split mismatch)")
-        recorded = checkpoint.get("data_fingerprint")
-        if recorded is not None and recorded != data.fingerprint():
+        poses = checkpoint.get("data_poses_sha256")
+        signature = checkpoint.get("data_image_signature")
+        if (poses is not None and poses != data.fingerprint()) or (
+                signature is not None and not data.matches_signature(signature)):
             raise ValueError("these particles are not the ones the model was trained on (their "
                              "poses or images differ); resume only on the same data set")
         return trainer

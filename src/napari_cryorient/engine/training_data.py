@@ -57,17 +57,38 @@ class TrainingData:
         return len(self.images)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the poses, the noise levels and every 1 in ~64 images: what a resumed
-        training compares to refuse a different data set of the same size."""
+        """SHA-256 of the poses and the volume groups: exact, because both are read from a
+        file or drawn from a seed, never computed with floating-point kernels whose last
+        bits depend on the thread count."""
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.quaternions, dtype=np.float32).tobytes())
-        step = max(1, len(self.images) // 64)
-        h.update(np.ascontiguousarray(self.images[::step], dtype=np.float32).tobytes())
-        if self.noise_std is not None:
-            h.update(np.ascontiguousarray(self.noise_std, dtype=np.float32).tobytes())
         if self.groups is not None:
             h.update(np.ascontiguousarray(self.groups, dtype=np.int64).tobytes())
         return h.hexdigest()
+
+    def image_signature(self) -> np.ndarray:
+        """`(k, 3)` float64 mean, standard deviation and noise level of every 1 in ~64 images.
+
+        The prepared images (Fourier crop, phase flip) differ in their last bits with the
+        number of threads, so a resumed training compares this signature with a tolerance
+        (:meth:`matches_signature`) instead of hashing the pixels.
+        """
+        step = max(1, len(self.images) // 64)
+        sample = np.asarray(self.images[::step], dtype=np.float64)
+        noise = (np.zeros(len(sample)) if self.noise_std is None
+                 else np.asarray(self.noise_std[::step], dtype=np.float64))
+        flat = sample.reshape(len(sample), -1)
+        return np.stack([flat.mean(axis=1), flat.std(axis=1), noise], axis=1)
+
+    def matches_signature(self, signature: Any, rtol: float = 1e-3) -> bool:
+        """Whether ``signature`` (from :meth:`image_signature`) describes these images, up
+        to a relative tolerance of ``rtol`` of the images' typical scale."""
+        mine = self.image_signature()
+        other = np.asarray(signature, dtype=np.float64)
+        if other.shape != mine.shape:
+            return False
+        scale = max(float(np.abs(mine).max()), 1e-12)
+        return bool(np.all(np.abs(other - mine) <= rtol * scale))
 
 
 def fourier_crop_stack(

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engine import so3
 from ..engine.fourier import fourier_resize_volume
 from ..engine.jobs import Job, forward
 from ..engine.particles import Particles
@@ -192,7 +191,7 @@ def score_case(config: DemoConfig, sim: SimulatedCase, poses: PoseRecovery,
     recovered = evaluate_poses(poses.recovery.quaternions, truth, seed=config.seed)
     final = evaluate_poses(poses.rotations, truth, seed=config.seed)
     ctf_mode = "wiener" if config.ctf else "none"
-    aligned = so3.quaternion_to_matrix(final.harmless.quaternions)
+    aligned = final.harmless.rotations
     maps, scores = {}, {}
     found = poses.refinement.shifts_a if poses.refinement is not None else None
     for name, rotations, shifts in (("true", truth, sim.noisy.shifts_a), ("final", aligned, found)):
@@ -288,7 +287,7 @@ def _write_outputs(out_dir: str | Path, sim: SimulatedCase, trainer: DistanceTra
         for name, rotations, shifts in (
                 ("particles_true", sim.clean.rotations, noisy.shifts_a),
                 ("recovered", poses.rotations, found),
-                ("aligned", so3.quaternion_to_matrix(scores.final.o4.quaternions), found)):
+                ("aligned", scores.final.o4.rotations, found)):
             write_particles(stage / f"{name}.star", rotations, px, box, stack=stack, shifts_a=shifts,
                             ctf=noisy.ctf)
         write_map(stage / "volume_truth.mrc", sim.volume.numpy(), px)

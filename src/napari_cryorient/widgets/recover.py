@@ -226,7 +226,7 @@ class RecoverWidget(JobWidget):
         self.session.aligned_poses = None
         if aligned is not None:
             errors = aligned.errors_deg
-            self.session.aligned_poses = so3.quaternion_to_matrix(aligned.quaternions)
+            self.session.aligned_poses = aligned.rotations
             summary = (
                 f"; error vs truth (harmless rotation aligned): mean {aligned.mean_deg:.1f}°, "
                 f"median {aligned.median_deg:.1f}°, p90 {aligned.p90_deg:.1f}°"
