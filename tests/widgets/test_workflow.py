@@ -510,3 +510,48 @@ def test_no_truth_mode_shows_each_round_and_the_random_pose_baseline(make_napari
     assert "random poses give" in r.status.text()
     assert r.session.shifts_a is not None and r.session.shifts_a.shape == (200, 2)
     assert r.session.origins_a() is r.session.shifts_a
+
+
+def test_adopting_a_stack_mid_job_stops_the_job_and_retires_the_simulation(make_napari_viewer, qtbot, errors,
+                                                                           monkeypatch):
+    """A truth-free recovery runs on a simulation; the user opens a particle stack and adopts
+    it: the recovery stops at once (it does not finish on a data set that is gone), none of
+    its rounds is drawn afterwards, the simulation's layers leave, and the inspector follows
+    the adopted stack's slider."""
+    import napari_cryorient.widgets.recover as recover_module
+
+    viewer = make_napari_viewer()
+    w = DatasetWidget(viewer)
+    w.n.value, w.box.value, w.pixel.value, w.snr.value = 200, 32, 4.0, 0.0
+    w.ctf.value = True
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    inspector = InspectorWidget(viewer)
+    r = RecoverWidget(viewer)
+    r.mode.value = recover_module.NO_TRUTH
+    r.preset.value = "thorough"  # long: it must be stopped, not finish
+    drawn = []
+    monkeypatch.setattr(r, "_show_round", lambda *a: drawn.append(a))
+    r.start()
+    qtbot.waitUntil(lambda: r.runner.running and "running" not in r.status.text(), timeout=60_000)
+    stack, _poses = viewer.open_sample("napari-cryorient", "particles")
+    stack.name = "opened stack"
+    w.source.value = "use opened layers"
+    w.form.reset_choices()
+    w.stack.value = stack
+    w.poses.value = None
+    t0 = time.monotonic()
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not r.runner.running, timeout=60_000)
+    assert time.monotonic() - t0 < 30, "the recovery ran on after its data set was replaced"
+    assert "discarded" in r.status.text() and not drawn
+    assert recover_module.LAYER not in viewer.layers and recover_module.MAP not in viewer.layers
+    assert not {"projections", "ground truth"} & {layer.name for layer in viewer.layers}
+    assert w.session.dataset.layer == "opened stack" and len(w.session.dataset) == 500
+    # the inspector is in step with the adopted stack's slider
+    viewer.dims.set_point(0, float(stack.data_to_world((7, 0, 0))[0]))
+    assert w.session.current == 7 and inspector.index.value == 7
+    inspector.index.value = 42
+    assert int(round(stack.world_to_data(viewer.dims.point)[0])) == 42
+    assert not errors, errors

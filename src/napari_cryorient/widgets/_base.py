@@ -20,6 +20,8 @@ from ._settings import load_settings, save_settings
 
 __all__ = ["JobWidget"]
 
+DISCARDED = "stopped and discarded: the data set changed while the job ran; start it again"
+
 
 class JobWidget(QWidget):
     """Base class: subclasses fill ``self.form`` and implement :meth:`make_job` and
@@ -27,8 +29,10 @@ class JobWidget(QWidget):
 
     section = "job"
     title = "Job"
-    #: a job's result belongs to the data set it started on: when another one was adopted
-    #: meanwhile, the result is discarded (the Dataset widget, which makes data sets, opts out)
+    #: a job's result belongs to the data set it started on: when another one is adopted
+    #: while it runs, the job is stopped and whatever it yields afterwards is discarded (the
+    #: Dataset widget, which makes data sets, and Train, whose network outlives its data
+    #: set, opt out)
     owns_dataset = True
 
     def __init__(self, napari_viewer: Any, form: Container, start_text: str = "Start") -> None:
@@ -51,10 +55,23 @@ class JobWidget(QWidget):
         layout.addWidget(self.buttons.native)
         layout.addWidget(self.status)
         self.runner = JobRunner(
-            self.title, on_event=self.on_event, on_result=self._result, on_finished=self._finished
+            self.title, on_event=self.on_job_event, on_result=self._result, on_finished=self._finished
         )
         runner = self.runner
         self.destroyed.connect(lambda *_: runner.stop())
+        self._dataset_changed = False
+        self.session.events.dataset.connect(self._on_dataset_changed)
+
+    def _on_dataset_changed(self, *_: Any) -> None:
+        """A job owns its inputs: another data set adopted while it runs stops it."""
+        if self.owns_dataset and self.runner.running and not self.is_current():
+            self._dataset_changed = True
+            self.runner.stop()
+
+    def is_current(self) -> bool:
+        """Whether the job (running or last run) belongs to the session's data set: its
+        events and result may be shown only then."""
+        return not self.owns_dataset or self.session.dataset is getattr(self, "_started_on", None)
 
     # --- preconditions shared by the job widgets (one message each)
     def require_dataset(self) -> Dataset:
@@ -101,6 +118,7 @@ class JobWidget(QWidget):
             return
         save_settings(self.section, self.form)
         self._started_on = self.session.dataset
+        self._dataset_changed = False
         self.start_button.enabled = False
         self.stop_button.enabled = True
         self._summary = ""
@@ -115,8 +133,8 @@ class JobWidget(QWidget):
         self.runner.stop()
 
     def _result(self, result: Any) -> None:
-        if self.owns_dataset and self.session.dataset is not getattr(self, "_started_on", None):
-            self._summary = "discarded: the data set changed while the job ran; start it again"
+        if not self.is_current():
+            self._summary = DISCARDED
             self.status.setText(self._summary)
             return
         self.on_result(result)
@@ -127,6 +145,8 @@ class JobWidget(QWidget):
         self.stop_button.enabled = False
         if self.runner.error:
             self.status.setText(f"failed: {self.runner.error}")
+        elif self._dataset_changed or not self.is_current():
+            self.status.setText(DISCARDED)
         elif self.runner.stopped:
             self.status.setText("stopped")
         elif getattr(self, "_summary", ""):
@@ -150,6 +170,11 @@ class JobWidget(QWidget):
     def closeEvent(self, event) -> None:
         self.runner.stop()
         super().closeEvent(event)
+
+    def on_job_event(self, event: Progress) -> None:
+        """Every event reaches :meth:`on_event` only while the job's data set is current."""
+        if self.is_current():
+            self.on_event(event)
 
     def event(self, event: QEvent) -> bool:
         """napari's × on a dock widget does not close the panel: it takes it out of its dock

@@ -36,6 +36,9 @@ class Dataset:
         fresh noise), or None.
     volume
         Ground-truth map when known.
+    layer
+        Name of the viewer layer that shows these particles (its first axis is the
+        particle index), or None: what the inspector keeps in step with the selection.
     """
 
     particles: Particles
@@ -43,6 +46,7 @@ class Dataset:
     clean: np.ndarray | None = None
     noise_variance: np.ndarray | None = None
     volume: np.ndarray | None = None
+    layer: str | None = None
 
     @property
     def images(self) -> Any:

@@ -30,6 +30,9 @@ from ._session import Dataset
 __all__ = ["DatasetWidget"]
 
 SAMPLE = "built-in pseudo-protein"
+#: the layers a simulation adds: its images, its map and its true poses
+STACK_LAYER = "projections"
+SIMULATION_LAYERS = (STACK_LAYER, "ground truth", "true poses")
 
 
 class DatasetWidget(JobWidget):
@@ -177,6 +180,8 @@ class DatasetWidget(JobWidget):
 
     def on_result(self, result: Any) -> None:
         if isinstance(result, Dataset):
+            keep = {result.layer, getattr(self.poses.value, "name", None)}
+            self._remove_simulation_layers(keep)  # a simulation's layers are not this data set's
             self.session.set_dataset(result)
             self.status.setText(
                 f"using {result.source}: {len(result)} particles of {result.box}² at "
@@ -192,6 +197,7 @@ class DatasetWidget(JobWidget):
             clean=clean.images if has_noise else None,
             noise_variance=noisy.noise_variance if has_noise else None,
             volume=vol,
+            layer=STACK_LAYER,
         )
         self.session.set_dataset(ds)
         self._show(ds)
@@ -203,10 +209,8 @@ class DatasetWidget(JobWidget):
     def _show(self, ds: Dataset) -> None:
         from ..plugin.layer_data import stack_layer_data
 
-        for name in ("projections", "ground truth", "true poses"):
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-        data, kw, _ = stack_layer_data(ds.images, ds.pixel_size_a, "projections")
+        self._remove_simulation_layers()
+        data, kw, _ = stack_layer_data(ds.images, ds.pixel_size_a, STACK_LAYER)
         self.viewer.add_image(data, **kw)
         if ds.volume is not None:
             data, kw, _ = image_layer_data(
@@ -218,6 +222,12 @@ class DatasetWidget(JobWidget):
                 ds.truth, name="true poses", pixel_size_a=ds.pixel_size_a, extra_metadata={"box": ds.box}
             )
             self.viewer.add_points(data, visible=False, **kw)
+
+    def _remove_simulation_layers(self, keep: set = frozenset()) -> None:
+        """Remove the layers of an earlier simulation (all but those named in ``keep``)."""
+        for name in SIMULATION_LAYERS:
+            if name in self.viewer.layers and name not in keep:
+                self.viewer.layers.remove(name)
 
     def _adopt_job(self):
         stack = self.stack.value
@@ -239,7 +249,7 @@ class DatasetWidget(JobWidget):
             if config.box is None and not config.normalise:
                 if not np.isfinite(images).all():
                     raise ValueError(f"{name} contains NaN or infinite pixels")
-                return Dataset(particles.with_images(images), truth=truth)
+                return Dataset(particles.with_images(images), truth=truth, layer=name)
             box = config.box or images.shape[-1]
             out = np.empty((len(images), box, box), np.float32)
 
@@ -248,6 +258,6 @@ class DatasetWidget(JobWidget):
 
             res = yield from preprocess_particles(images, px, sink, shifts_a=particles.shifts_a,
                                                   ctf=particles.ctf, config=config)
-            return Dataset(particles.with_images(out, res.pixel_size_a), truth=truth)
+            return Dataset(particles.with_images(out, res.pixel_size_a), truth=truth, layer=name)
 
         return job

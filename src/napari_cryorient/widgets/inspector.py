@@ -22,7 +22,6 @@ from ._session import get_session
 __all__ = ["InspectorWidget"]
 
 N_NEIGHBOURS = 4
-STACK_LAYER = "projections"
 POSE_LAYER = "recovered poses"
 BY_INDEX, WORST_FIRST, LEAST_CONFIDENT = "index", "worst error first", "least confident first"
 
@@ -84,10 +83,16 @@ class InspectorWidget(QWidget):
         rank = int(np.flatnonzero(order == self.session.current)[0])
         self.session.select(int(order[int(np.clip(rank + delta, 0, len(order) - 1))]))
 
+    def _stack_layer(self) -> Any:
+        """The layer that shows the data set's particles, when it is in the viewer."""
+        ds = self.session.dataset
+        name = None if ds is None else ds.layer
+        return self.viewer.layers[name] if name is not None and name in self.viewer.layers else None
+
     def _on_dims(self, *_: Any) -> None:
-        if STACK_LAYER not in self.viewer.layers or self.viewer.dims.ndisplay != 2:
+        layer = self._stack_layer()
+        if layer is None or self.viewer.dims.ndisplay != 2:
             return
-        layer = self.viewer.layers[STACK_LAYER]
         i = int(round(layer.world_to_data(self.viewer.dims.point)[0]))
         self.session.select(i)
 
@@ -100,8 +105,8 @@ class InspectorWidget(QWidget):
     def _on_selected(self, index: int) -> None:
         if self.index.value != index:
             self.index.value = index
-        if STACK_LAYER in self.viewer.layers and self.viewer.dims.ndisplay == 2:
-            layer = self.viewer.layers[STACK_LAYER]
+        layer = self._stack_layer()
+        if layer is not None and self.viewer.dims.ndisplay == 2:
             world = float(layer.data_to_world((index, 0, 0))[0])
             if int(round(layer.world_to_data(self.viewer.dims.point)[0])) != index:
                 self.viewer.dims.set_point(0, world)

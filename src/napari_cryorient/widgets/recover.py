@@ -270,7 +270,7 @@ class RecoverWidget(JobWidget):
 
     def _finished(self) -> None:
         super()._finished()
-        if self.runner.stopped and getattr(self, "_estimate", None) is not None:
+        if self.runner.stopped and self.is_current() and getattr(self, "_estimate", None) is not None:
             # keep the best estimate so far (not resolved nor refined)
             summary = self._show_poses(so3.quaternion_to_matrix(self._estimate))
             self.status.setText(

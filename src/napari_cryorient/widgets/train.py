@@ -52,6 +52,9 @@ class TrainWidget(JobWidget):
 
     section = "train"
     title = "Train distance network"
+    #: the network outlives its data set (train on a simulation, recover a real stack): a
+    #: run goes on, and its network is kept, when another data set is adopted meanwhile
+    owns_dataset = False
 
     def __init__(self, napari_viewer: Any) -> None:
         d = TrainConfig()
@@ -170,7 +173,9 @@ class TrainWidget(JobWidget):
     def on_event(self, event) -> None:
         data = event.data
         if "trainer" in data:
-            self.session.trainer = data["trainer"]
+            self._trainer = data["trainer"]
+            if self.session.dataset is getattr(self, "_started_on", None):
+                self.session.trainer = self._trainer  # Start resumes it while this data set stays
             return
         eta = data.get("eta_s")
         self.status.setText(
@@ -185,7 +190,7 @@ class TrainWidget(JobWidget):
     # Plots keep their artists and only update their data: clearing and rebuilding axes
     # (ticks, labels) costs tens of milliseconds per draw on the main thread.
     def _plot_history(self) -> None:
-        trainer = self.session.trainer
+        trainer = getattr(self, "_trainer", None) or self.session.trainer
         if trainer is None:
             return
         history = list(trainer.history)
@@ -232,10 +237,11 @@ class TrainWidget(JobWidget):
 
     def _finished(self) -> None:
         super()._finished()
-        trainer = self.session.trainer
+        trainer = getattr(self, "_trainer", None)  # the session's, unless another data set came since
         if trainer is not None and self.runner.stopped:
-            # a stopped run keeps what it did; Start resumes it
+            # a stopped run keeps what it did; Start resumes it (on the same data set)
             self._finish(trainer, stopped=True)
+        self._trainer = None
 
     def _finish(
         self, trainer: DistanceTrainer, stopped: bool = False, checkpoint_ready: bool = False
