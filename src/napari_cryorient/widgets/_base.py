@@ -7,7 +7,7 @@ from typing import Any
 
 from magicgui.widgets import Container, PushButton
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QEvent
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine.inference import DistanceModel
@@ -15,6 +15,7 @@ from ..engine.jobs import Progress, StageClock, format_duration
 from ..io.checkpoint import model_from_checkpoint
 from ..io.errors import InputError
 from ._jobs import JobRunner
+from ._layers import pending_layers, show_layer
 from ._session import Dataset, JobRecord, get_session
 from ._settings import load_settings, save_settings
 
@@ -66,7 +67,7 @@ class JobWidget(QWidget):
         """A job owns its inputs: another data set adopted while it runs stops it."""
         if self.owns_dataset and self.runner.running and not self.is_current():
             self._dataset_changed = True
-            self.runner.stop()
+            self.stop()
 
     def is_current(self) -> bool:
         """Whether the job (running or last run) belongs to the session's data set: its
@@ -127,9 +128,35 @@ class JobWidget(QWidget):
                               {w.name: getattr(w, "value", None) for w in self.form
                                if isinstance(getattr(w, "value", None), (bool, int, float, str))})
         self.status.setText("running…")
+        missing = [data for data in self.result_layers() if data[1]["name"] not in self.viewer.layers]
+        for data in missing:
+            show_layer(self.viewer, data)
+        self.runner.reserved = True
+        self._start_when_layers_exist(factory)
+
+    def _start_when_layers_exist(self, factory) -> None:
+        """Start the job once the result layers asked for at Start exist: they are made
+        before the job computes, so that making them never competes with it."""
+        if not self.runner.reserved:
+            return  # stopped before it started
+        if pending_layers():
+            QTimer.singleShot(10, lambda: self._start_when_layers_exist(factory))
+            return
+        self.runner.reserved = False
         self.runner.start(factory)
 
+    def result_layers(self) -> list[tuple]:
+        """Layers (``(data, kwargs, kind)``, hidden placeholders) that the job's results will
+        fill in place; made at Start when missing. None by default."""
+        return []
+
     def stop(self) -> None:
+        if self.runner.reserved:  # still making its layers: it never starts
+            self.runner.reserved = False
+            self.start_button.enabled, self.stop_button.enabled = True, False
+            self.status.setText("stopped")
+            self._record_start = None
+            return
         self.runner.stop()
 
     def _result(self, result: Any) -> None:
@@ -168,7 +195,7 @@ class JobWidget(QWidget):
         self._record_start = None
 
     def closeEvent(self, event) -> None:
-        self.runner.stop()
+        self.stop()
         super().closeEvent(event)
 
     def on_job_event(self, event: Progress) -> None:
@@ -183,5 +210,5 @@ class JobWidget(QWidget):
             if self.parent() is not None:
                 self._docked = True
             elif getattr(self, "_docked", False):
-                self.runner.stop()
+                self.stop()
         return super().event(event)

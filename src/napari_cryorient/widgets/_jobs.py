@@ -19,8 +19,10 @@ from typing import Any
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
 
 from ..engine.jobs import Progress, forward
+from ._layers import pending_layers
 
 __all__ = ["JobError", "JobRunner"]
 
@@ -80,14 +82,17 @@ class JobRunner:
         self._bar: progress | None = None
         self.error: str | None = None
         self.stopped = False
+        #: set by a widget between Start and the worker's start (while it prepares layers)
+        self.reserved = False
 
     @property
     def running(self) -> bool:
-        return self.worker is not None
+        """A job is on its way: reserved, computing, or showing its result."""
+        return self.worker is not None or self.reserved
 
     def start(self, factory: Callable[[], Generator[Progress, None, Any]]) -> None:
         """Run ``factory()`` (an engine job) in a worker thread."""
-        if self.running:
+        if self.worker is not None:
             show_info(f"{self.name} is already running")
             return
         self.error, self.stopped = None, False
@@ -148,6 +153,11 @@ class JobRunner:
         show_error(f"{self.name} failed: {err}")
 
     def _finished(self) -> None:
+        if pending_layers():
+            # a job has ended when its result is shown: the layers it asked for come one
+            # per turn of the event loop (see _layers)
+            QTimer.singleShot(10, self._finished)
+            return
         if self._bar is not None:
             self._bar.close()
             self._bar = None

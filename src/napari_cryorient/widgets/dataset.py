@@ -3,6 +3,7 @@ opened particle stack (and its poses as the truth)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,6 +13,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 from napari.layers import Image, Points
 
 from ..engine.fourier import fourier_resize_volume
+from ..engine.jobs import Progress
 from ..engine.particles import Particles
 from ..engine.preprocess import PreprocessConfig, preprocess_particles
 from ..engine.simulate import SimulationConfig, simulate_particles
@@ -25,6 +27,7 @@ from ..plugin.layer_data import (
     rotations_from_features,
 )
 from ._base import JobWidget
+from ._layers import retire_layers, show_layer
 from ._session import Dataset
 
 __all__ = ["DatasetWidget"]
@@ -94,6 +97,7 @@ class DatasetWidget(JobWidget):
         form = Container(widgets=[self.source, *self._simulation_widgets, *self._layer_widgets])
         super().__init__(napari_viewer, form, start_text="Make data set")
         self.source.changed.connect(self._update_visibility)
+        self.volume.changed.connect(self._update_visibility)
         self._update_visibility()
         napari_viewer.layers.events.inserted.connect(lambda *_: form.reset_choices())
         napari_viewer.layers.events.removed.connect(lambda *_: form.reset_choices())
@@ -135,28 +139,40 @@ class DatasetWidget(JobWidget):
             w.visible = sim
         for w in self._layer_widgets:
             w.visible = not sim
+        # a map layer brings its own pixel size (rescaled to the box): the field is the sample's only
+        self.pixel.visible = sim and self.volume.value in (SAMPLE, None)
         self.start_button.text = "Make data set" if sim else "Use these layers"
 
     # --- job
-    def _volume(self) -> tuple[torch.Tensor, float]:
+    def _volume_source(self) -> Callable[[], tuple[torch.Tensor, float]]:
+        """A function (run in the worker) that makes the map to simulate and its pixel size;
+        the widget's values and the layer's data are read now, on the main thread."""
         choice = self.volume.value
         box, px = self.box.value, self.pixel.value
         if choice == SAMPLE or choice is None:
             # the sample molecule is one molecule: the seed draws poses and noise, not a new protein
-            return make_sample_volume("pseudo-protein", box, px, 0), px
-        data = np.asarray(choice.data, dtype=np.float32)
+            return lambda: (make_sample_volume("pseudo-protein", box, px, 0), px)
+        data = np.array(choice.data, dtype=np.float32)
         layer_px = float((choice.metadata or {}).get("pixel_size_a") or choice.scale[-1])
-        vol = normalise_volume(torch.from_numpy(data))
-        if vol.shape[-1] != box:
-            vol = fourier_resize_volume(vol, box)
-        return vol, layer_px * data.shape[-1] / box
+
+        def volume() -> tuple[torch.Tensor, float]:
+            vol = normalise_volume(torch.from_numpy(data))
+            if vol.shape[-1] != box:
+                vol = fourier_resize_volume(vol, box)
+            return vol, layer_px * data.shape[-1] / box
+
+        return volume
+
+    def _volume(self) -> tuple[torch.Tensor, float]:
+        """The map to simulate and its pixel size (Å), made now."""
+        return self._volume_source()()
 
     def make_job(self):
         if self.source.value != "simulate":
             return self._adopt_job()
         if self.df_min.value > self.df_max.value:
             raise ValueError("defocus min is larger than defocus max")
-        vol, px = self._volume()
+        make_volume = self._volume_source()
         cfg = SimulationConfig(
             n_particles=self.n.value,
             orientations=self.orient.value,
@@ -170,6 +186,7 @@ class DatasetWidget(JobWidget):
         snr = self.snr.value
 
         def job():
+            vol, px = make_volume()
             clean = yield from simulate_particles(vol, px, cfg)
             result = clean
             if noisy:
@@ -181,7 +198,8 @@ class DatasetWidget(JobWidget):
     def on_result(self, result: Any) -> None:
         if isinstance(result, Dataset):
             keep = {result.layer, getattr(self.poses.value, "name", None)}
-            self._remove_simulation_layers(keep)  # a simulation's layers are not this data set's
+            # a simulation's layers are not this data set's
+            retire_layers(self.viewer, SIMULATION_LAYERS, keep)
             self.session.set_dataset(result)
             self.status.setText(
                 f"using {result.source}: {len(result)} particles of {result.box}² at "
@@ -207,45 +225,37 @@ class DatasetWidget(JobWidget):
         )
 
     def _show(self, ds: Dataset) -> None:
+        """The simulation's images, map and true poses (layers updated in place)."""
         from ..plugin.layer_data import stack_layer_data
 
-        self._remove_simulation_layers()
-        data, kw, _ = stack_layer_data(ds.images, ds.pixel_size_a, STACK_LAYER)
-        self.viewer.add_image(data, **kw)
+        show_layer(self.viewer, stack_layer_data(ds.images, ds.pixel_size_a, STACK_LAYER))
         if ds.volume is not None:
-            data, kw, _ = image_layer_data(
-                ds.volume, ds.pixel_size_a, "ground truth", rendering="iso", visible=False
-            )
-            self.viewer.add_image(data, **kw)
+            show_layer(self.viewer, image_layer_data(ds.volume, ds.pixel_size_a, "ground truth",
+                                                     rendering="iso", visible=False))
         if ds.truth is not None:
-            data, kw, _ = pose_points_layer_data(
+            data, kw, kind = pose_points_layer_data(
                 ds.truth, name="true poses", pixel_size_a=ds.pixel_size_a, extra_metadata={"box": ds.box}
             )
-            self.viewer.add_points(data, visible=False, **kw)
-
-    def _remove_simulation_layers(self, keep: set = frozenset()) -> None:
-        """Remove the layers of an earlier simulation (all but those named in ``keep``)."""
-        for name in SIMULATION_LAYERS:
-            if name in self.viewer.layers and name not in keep:
-                self.viewer.layers.remove(name)
+            show_layer(self.viewer, (data, {**kw, "visible": False}, kind))
 
     def _adopt_job(self):
         stack = self.stack.value
         if stack is None:
             raise InputError("open a particle stack first (File > Open: .mrcs, .star or .cs)")
         particles = particles_of_layer(stack)
-        images = np.asarray(particles.images, dtype=np.float32)
         px = particles.pixel_size_a or 1.0
         truth = None
         if self.poses.value is not None:
             truth = rotations_from_features(self.poses.value.features)
-            if len(truth) != len(images):
-                raise InputError(f"{len(truth)} poses for {len(images)} images")
+            if len(truth) != len(particles):
+                raise InputError(f"{len(truth)} poses for {len(particles)} images")
         config = PreprocessConfig(box=self.crop.value or None, normalise=self.normalise.value)
-        config.validate(images.shape[-1])
+        config.validate(particles.box)
         name = stack.name
 
         def job():
+            yield Progress("adopt", 0, 1, f"reading {name}")
+            images = np.asarray(particles.images, dtype=np.float32)  # a file-backed stack is read here
             if config.box is None and not config.normalise:
                 if not np.isfinite(images).all():
                     raise ValueError(f"{name} contains NaN or infinite pixels")

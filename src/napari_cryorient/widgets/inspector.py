@@ -7,6 +7,7 @@ error first (simulations) or least confident first — so the worst particles co
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine import so3
 from ..engine.siamese import feature_distance
-from ._plots import PlotCanvas
+from ._plots import PlotCanvas, plot_style
 from ._session import get_session
 
 __all__ = ["InspectorWidget"]
@@ -45,7 +46,8 @@ class InspectorWidget(QWidget):
         ordering = Container(widgets=[self.order], layout="horizontal")
         self.info = QLabel("no data set yet")
         self.info.setWordWrap(True)
-        self.canvas = PlotCanvas(width=4.0, height=3.6)
+        self.canvas = PlotCanvas(width=4.8, height=3.4 * 4.8 / 4.0, style=plot_style(napari_viewer))
+        self.canvas.setMinimumHeight(300)  # thumbnails large enough to see a particle
         layout = QVBoxLayout(self)
         layout.addWidget(controls.native)
         layout.addWidget(ordering.native)
@@ -110,8 +112,8 @@ class InspectorWidget(QWidget):
             world = float(layer.data_to_world((index, 0, 0))[0])
             if int(round(layer.world_to_data(self.viewer.dims.point)[0])) != index:
                 self.viewer.dims.set_point(0, world)
-        if POSE_LAYER in self.viewer.layers:
-            layer = self.viewer.layers[POSE_LAYER]
+        layer = self.viewer.layers[POSE_LAYER] if POSE_LAYER in self.viewer.layers else None
+        if layer is not None and "index" in layer.features:  # not an empty placeholder
             rows = np.flatnonzero(layer.features["index"].to_numpy() == index)
             if len(rows) and set(layer.selected_data) != {int(rows[0])}:
                 layer.selected_data = {int(rows[0])}
@@ -162,23 +164,27 @@ class InspectorWidget(QWidget):
 
     def refresh(self, *_: Any) -> None:
         ds = self.session.dataset
-        fig = self.canvas.figure
-        fig.clear()
         if ds is None:
             self.info.setText("no data set yet")
-            self.canvas.redraw()
+            self.canvas.clear()
             return
         i = min(self.session.current, len(ds) - 1)
         self.info.setText("\n".join(self._describe(i)))
         neigh = self.neighbours(i)
         reproj = self.reprojection(i)
-        panels = [("image", ds.images[i]), *([("reprojection", reproj)] if reproj is not None else [])]
-        panels += [(f"neighbour {j}", ds.images[j]) for j in neigh]
-        cols = 3
-        rows = int(np.ceil(len(panels) / cols))
-        for k, (title, img) in enumerate(panels):
-            ax = fig.add_subplot(rows, cols, k + 1)
-            ax.imshow(img, cmap="gray")
-            ax.set_title(title, fontsize=7)
-            ax.axis("off")
-        self.canvas.redraw()
+        panels = [("image", np.array(ds.images[i]))]
+        panels += [("reprojection", reproj)] if reproj is not None else []
+        panels += [(f"neighbour {j}", np.array(ds.images[j])) for j in neigh]
+        self.canvas.plot(partial(_draw_panels, panels))
+
+
+def _draw_panels(panels: list[tuple[str, np.ndarray]], figure: Any) -> None:
+    """The particle, its reprojection and its neighbours, three to a row (plot thread)."""
+    cols = 3
+    rows = int(np.ceil(len(panels) / cols))
+    for k, (title, img) in enumerate(panels):
+        ax = figure.add_subplot(rows, cols, k + 1)
+        ax.imshow(img, cmap="gray")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.93, wspace=0.05, hspace=0.2)

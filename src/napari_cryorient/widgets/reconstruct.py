@@ -16,7 +16,8 @@ from ..method import random_pose_baseline, score_map
 from ..plots import draw_fsc
 from ..plugin.layer_data import image_layer_data
 from ._base import JobWidget
-from ._plots import PlotCanvas
+from ._layers import placeholder, retire_layers, show_layer
+from ._plots import PlotCanvas, plot_style
 
 __all__ = ["ReconstructWidget"]
 
@@ -39,14 +40,18 @@ class ReconstructWidget(JobWidget):
         )
         form = Container(widgets=[self.poses, self.ctf, self.reg])
         super().__init__(napari_viewer, form, start_text="Reconstruct")
-        self.fsc_plot = PlotCanvas()
+        self.fsc_plot = PlotCanvas(style=plot_style(napari_viewer))
         self.layout().addWidget(self.fsc_plot)
         self.session.events.dataset.connect(self._drop_layer)
 
     def _drop_layer(self) -> None:
         """The map of an older data set is removed when another one is adopted."""
-        if LAYER in self.viewer.layers:
-            self.viewer.layers.remove(LAYER)
+        retire_layers(self.viewer, (LAYER,))
+
+    def result_layers(self) -> list[tuple]:
+        """The map is shown in a layer made at Start."""
+        ds = self.session.dataset
+        return [] if ds is None else [placeholder(LAYER, "image", ds.box, ds.pixel_size_a)]
 
     def make_job(self):
         ds = self.require_dataset()
@@ -86,19 +91,9 @@ class ReconstructWidget(JobWidget):
         self.session.fsc = (half, truth)
         self.session.projector = projector
         self.session.volume = rec.volume
-        if LAYER in self.viewer.layers:
-            self.viewer.layers.remove(LAYER)
-        data, kw, _ = image_layer_data(
-            rec.volume,
-            px,
-            LAYER,
-            rendering="iso",
-            iso_threshold=float(np.percentile(rec.volume, 99.5)) * 0.7,
-            colormap="gray",
-        )
-        self.viewer.add_image(data, **kw)
-        ax = self.fsc_plot.axes
-        ax.clear()
+        show_layer(self.viewer, image_layer_data(
+            rec.volume, px, LAYER, rendering="iso",
+            iso_threshold=float(np.percentile(rec.volume, 99.5)) * 0.7, colormap="gray"))
         curves = {"half-maps": half, "half-maps, random poses (baseline)": baseline}
         text = (f"half-map FSC 0.143: {half.resolution_0143_a:.1f} Å (random poses give "
                 f"{baseline.resolution_0143_a:.1f} Å)")
@@ -109,7 +104,6 @@ class ReconstructWidget(JobWidget):
             best = truth.best
             curves[f"vs ground truth, {truth.hand} hand"] = best
             text += f"; vs ground truth FSC 0.5: {best.resolution_05_a:.1f} Å ({truth.hand} hand)"
-        draw_fsc(ax, curves)
-        self.fsc_plot.redraw()
+        self.fsc_plot.plot(lambda figure: draw_fsc(figure.add_subplot(), curves))
         self.status.setText(text)
         self.session.metrics.update(half_map_resolution_a=half.resolution_0143_a)

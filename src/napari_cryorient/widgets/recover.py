@@ -10,7 +10,9 @@ that random poses give."""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,8 @@ from ..method.recover import MIN_PARTICLES
 from ..plots import draw_fsc, draw_viewing_directions
 from ..plugin.layer_data import SPHERE_RADIUS, image_layer_data, pose_points_layer_data
 from ._base import JobWidget
-from ._plots import PlotCanvas
+from ._layers import placeholder, retire_layers, show_layer
+from ._plots import PlotCanvas, plot_style
 
 __all__ = ["RecoverWidget"]
 
@@ -68,22 +71,30 @@ class RecoverWidget(JobWidget):
                      self.origins, self.second_chance, self.inplane, self.seed]
         )
         super().__init__(napari_viewer, form, start_text="Recover")
-        self.loss_plot = PlotCanvas()
-        self.error_plot = PlotCanvas()
-        self.fsc_plot = PlotCanvas()
-        self.directions_plot = PlotCanvas()
+        style = plot_style(napari_viewer)
+        self.loss_plot = PlotCanvas(style=style)
+        self.error_plot = PlotCanvas(style=style)
+        self.fsc_plot = PlotCanvas(style=style)
+        self.directions_plot = PlotCanvas(style=style)
         self.layout().addWidget(self.loss_plot)
         self.layout().addWidget(self.directions_plot)
         self.layout().addWidget(self.error_plot)
         self.layout().addWidget(self.fsc_plot)
         self._losses: list[float] = []
+        self._watched: weakref.WeakSet = weakref.WeakSet()
         self.session.events.dataset.connect(self._drop_layers)
 
     def _drop_layers(self) -> None:
-        """Poses of an older data set are removed when another one is adopted."""
-        for name in (LAYER, VECTORS, MAP):
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
+        """Poses and map of an older data set are retired when another one is adopted."""
+        retire_layers(self.viewer, (LAYER, VECTORS, MAP))
+
+    def result_layers(self) -> list[tuple]:
+        """The poses (and, without a truth, the map) are shown in layers made at Start."""
+        ds = self.session.dataset
+        layers = [placeholder(LAYER, "points")]
+        if self.mode.value == NO_TRUTH and ds is not None:
+            layers.append(placeholder(MAP, "image", ds.box, ds.pixel_size_a))
+        return layers
 
     def _apply_preset(self, name: str) -> None:
         """Fill the recovery values of preset ``name`` (the no-truth mode reads its own
@@ -160,13 +171,8 @@ class RecoverWidget(JobWidget):
                 self._plot_losses()
 
     def _plot_losses(self) -> None:
-        ax = self.loss_plot.axes
-        ax.clear()
         if self._losses:
-            ax.plot(self._losses)
-            ax.set_xlabel("event")
-            ax.set_ylabel("recovery loss (rad²)")
-        self.loss_plot.redraw()
+            self.loss_plot.plot(partial(_draw_losses, list(self._losses)))
 
     def _show_round(self, result: AbInitioResult, baseline=None, aligned=None) -> None:
         """Poses, origins and map of a complete ab-initio round, and its half-map FSC."""
@@ -174,13 +180,9 @@ class RecoverWidget(JobWidget):
         self.session.shifts_a = result.particles.shifts_a
         summary = self._show_poses(result.particles.rotations, aligned, result.scores)
         self.session.volume = rec.volume
-        if MAP in self.viewer.layers:
-            self.viewer.layers[MAP].data = rec.volume
-        else:
-            data, kw, _ = image_layer_data(rec.volume, rec.pixel_size_a, MAP, rendering="iso",
-                                           iso_threshold=float(np.percentile(rec.volume, 99.5)) * 0.7,
-                                           colormap="gray")
-            self.viewer.add_image(data, **kw)
+        show_layer(self.viewer, image_layer_data(
+            rec.volume, rec.pixel_size_a, MAP, rendering="iso",
+            iso_threshold=float(np.percentile(rec.volume, 99.5)) * 0.7, colormap="gray"))
         last = result.rounds[-1]
         curves = {"half-maps (gold standard)": result.fsc}
         text = f"{last['stage']}: half-map FSC 0.143 {result.fsc.resolution_0143_a:.1f} Å"
@@ -189,9 +191,7 @@ class RecoverWidget(JobWidget):
             text += f" (random poses give {baseline.resolution_0143_a:.1f} Å)"
             if result.fsc.resolution_0143_a >= 0.9 * baseline.resolution_0143_a:
                 text = "WARNING: no better than random poses — do not trust this result; " + text
-        self.fsc_plot.axes.clear()
-        draw_fsc(self.fsc_plot.axes, curves)
-        self.fsc_plot.redraw()
+        self.fsc_plot.plot(lambda figure: draw_fsc(figure.add_subplot(), curves))
         self.status.setText(text + summary)
 
     def on_result(self, outcome) -> None:
@@ -235,10 +235,7 @@ class RecoverWidget(JobWidget):
         self.session.errors_deg = errors
         self.session.confidence = confidence
         self.session.poses = poses
-        for name in (LAYER, VECTORS):
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-        data, kw, _ = pose_points_layer_data(
+        layer_data = pose_points_layer_data(
             poses,
             errors,
             name=LAYER,
@@ -246,26 +243,26 @@ class RecoverWidget(JobWidget):
             extra_metadata={"box": ds.box, "particles": ds.particles} if ds else {"box": 0},
             confidence=confidence,
         )
-        layer: Points = self.viewer.add_points(data, **kw)
-        layer.selected_data.events.items_changed.connect(lambda *_: self._on_pick(layer))
+        data, kw, _ = layer_data
+        layer = show_layer(self.viewer, layer_data, on_created=self._watch_picks)
+        if layer is not None:
+            self._watch_picks(layer)
         if self.inplane.value:
             # the particle's image x axis, in the reference frame: first row of R
             tangent = poses[:, 0, ::-1] * 0.08 * SPHERE_RADIUS  # napari (z, y, x)
             vectors = np.stack([data, tangent], axis=1)
-            self.viewer.add_vectors(
-                vectors,
-                name=VECTORS,
-                edge_width=0.3,
-                length=1.0,
-                scale=kw.get("scale"),
-                translate=kw.get("translate"),
-            )
+            show_layer(self.viewer, (vectors, {"name": VECTORS, "edge_width": 0.3, "length": 1.0,
+                                               "scale": kw.get("scale"), "translate": kw.get("translate")},
+                                     "vectors"))
+        elif VECTORS in self.viewer.layers:
+            self.viewer.layers.remove(VECTORS)  # the user turned them off
         self._plot_losses()
-        self._plot_errors(errors)
-        self.directions_plot.figure.clear()
-        draw_viewing_directions(self.directions_plot.figure.add_subplot(), poses)
-        self.directions_plot.redraw()
-        self.directions_plot.axes = self.directions_plot.figure.axes[0]
+        if errors is not None:
+            self.error_plot.plot(partial(_draw_errors, errors.copy()))
+        else:
+            self.error_plot.clear()
+        frozen = np.array(poses, copy=True)
+        self.directions_plot.plot(lambda figure: draw_viewing_directions(figure.add_subplot(), frozen))
         return summary
 
     def _finished(self) -> None:
@@ -277,28 +274,41 @@ class RecoverWidget(JobWidget):
                 "stopped: kept the best estimate so far (ambiguity not resolved, not refined)" + summary
             )
 
+    def _watch_picks(self, layer: Points) -> None:
+        """A click on a point selects its particle (once per layer)."""
+        if layer in self._watched:
+            return
+        self._watched.add(layer)
+        layer.selected_data.events.items_changed.connect(lambda *_: self._on_pick(layer))
+
     def _on_pick(self, layer: Points) -> None:
         sel = sorted(layer.selected_data)
-        if sel:
+        if sel and "index" in layer.features:
             self.session.select(int(layer.features["index"].iloc[sel[0]]))
 
-    def _plot_errors(self, errors: np.ndarray | None) -> None:
-        """Histogram of the errors, its bars in the colours of the points on the sphere (so
-        it is also their colour bar: same colour map, same limits)."""
-        ax = self.error_plot.axes
-        ax.clear()
-        if errors is not None:
-            import matplotlib
+def _draw_losses(losses: list[float], figure: Any) -> None:
+    """The recovery loss as the optimiser reported it (drawn in the plot thread)."""
+    ax = figure.add_subplot()
+    ax.plot(losses)
+    ax.set_xlabel("progress report")
+    ax.set_ylabel("recovery loss (rad²)")
+    figure.subplots_adjust(left=0.17, right=0.97, bottom=0.2, top=0.9)
 
-            _, edges, bars = ax.hist(errors, bins=60)
-            limit = max(1.0, float(np.percentile(errors, 95)))  # the layer's contrast limits
-            cmap = matplotlib.colormaps["plasma"]
-            for bar, left, right in zip(bars, edges[:-1], edges[1:], strict=True):
-                bar.set_facecolor(cmap(min(1.0, 0.5 * (left + right) / limit)))
-            ax.set_xlabel("angular error (°) — colours as on the sphere")
-            ax.set_ylabel("particles")
-        self.error_plot.redraw()
 
+def _draw_errors(errors: np.ndarray, figure: Any) -> None:
+    """Histogram of the errors, its bars in the colours of the points on the sphere (so it
+    is also their colour bar: same colour map, same limits; drawn in the plot thread)."""
+    import matplotlib
+
+    ax = figure.add_subplot()
+    _, edges, bars = ax.hist(errors, bins=60)
+    limit = max(1.0, float(np.percentile(errors, 95)))  # the layer's contrast limits
+    cmap = matplotlib.colormaps["plasma"]
+    for bar, left, right in zip(bars, edges[:-1], edges[1:], strict=True):
+        bar.set_facecolor(cmap(min(1.0, 0.5 * (left + right) / limit)))
+    ax.set_xlabel("angular error (°) — colours as on the sphere")
+    ax.set_ylabel("particles")
+    figure.subplots_adjust(left=0.17, right=0.97, bottom=0.2, top=0.9)
 
 
 def _harmless_errors(poses: np.ndarray, truth: np.ndarray | None) -> AlignmentResult | None:

@@ -4,6 +4,7 @@ predicted-versus-true distance histogram. Stop keeps the model; Start again resu
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
 from ..io.errors import InputError
 from ..method.presets import METHOD_PRESETS
 from ._base import JobWidget
-from ._plots import PlotCanvas
+from ._plots import PlotCanvas, plot_style
 
 __all__ = ["TrainWidget"]
 
@@ -103,18 +104,16 @@ class TrainWidget(JobWidget):
         self.load_button.changed.connect(lambda *_: self.load_model())
         files = Container(widgets=[self.save_button, self.load_button], layout="horizontal", labels=False)
         self.layout().insertWidget(2, files.native)
-        self.loss_plot = PlotCanvas()
-        self.dist_plot = PlotCanvas()
+        self.loss_plot = PlotCanvas(style=plot_style(napari_viewer))
+        self.dist_plot = PlotCanvas(style=plot_style(napari_viewer))
         self.layout().addWidget(self.loss_plot)
         self.layout().addWidget(self.dist_plot)
         self.session.events.dataset.connect(self._reset)
         _warm_up_torch()
 
     def _reset(self) -> None:
-        self.loss_plot.axes.clear()
-        self.dist_plot.axes.clear()
-        self.loss_plot.redraw()
-        self.dist_plot.redraw()
+        self.loss_plot.clear()
+        self.dist_plot.clear()
 
     def _apply_preset(self, name: str) -> None:
         """Fill the schedule of preset ``name`` (method/presets.py, shared with the CLI)."""
@@ -187,49 +186,14 @@ class TrainWidget(JobWidget):
             self._plot_history()
             self._plot_distances(data["evaluation"])
 
-    # Plots keep their artists and only update their data: clearing and rebuilding axes
-    # (ticks, labels) costs tens of milliseconds per draw on the main thread.
     def _plot_history(self) -> None:
         trainer = getattr(self, "_trainer", None) or self.session.trainer
-        if trainer is None:
+        if trainer is None or not trainer.history:
             return
-        history = list(trainer.history)
-        ax = self.loss_plot.axes
-        if not history:
-            return
-        e = [h["epoch"] + 1 for h in history]
-        if not ax.lines:
-            ax.plot([], [], label="train")
-            ax.plot([], [], label="validation")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("loss (rad²)")
-            ax.legend(fontsize=7)
-        ax.lines[0].set_data(e, [h["train_loss"] for h in history])
-        ax.lines[1].set_data(e, [h["val_loss"] for h in history])
-        ax.relim()
-        ax.autoscale_view()
-        self.loss_plot.redraw()
+        self.loss_plot.plot(partial(_draw_history, list(trainer.history)))
 
     def _plot_distances(self, ev) -> None:
-        ax = self.dist_plot.axes
-        edges = ev.bin_edges_deg
-        data = np.log1p(ev.histogram.T)
-        if not ax.images:
-            ax.imshow(
-                data,
-                origin="lower",
-                extent=(edges[0], edges[-1], edges[0], edges[-1]),
-                aspect="auto",
-                cmap="magma",
-            )
-            ax.plot([edges[0], edges[-1]], [edges[0], edges[-1]], "c--", lw=1)
-            ax.set_xlabel("true distance (°)")
-            ax.set_ylabel("predicted (°)")
-        image = ax.images[0]
-        image.set_data(data)
-        image.set_clim(0, max(1e-6, float(data.max())))
-        ax.set_title(f"MAE {ev.mae_deg:.1f}°, r = {ev.pearson_r:.3f}", fontsize=8)
-        self.dist_plot.redraw()
+        self.dist_plot.plot(partial(_draw_distances, ev))
 
     def on_result(self, result: tuple[DistanceTrainer, dict]) -> None:
         trainer, self.session.checkpoint = result
@@ -286,3 +250,29 @@ class TrainWidget(JobWidget):
         self.session.trainer = None
         self.session.features = None
         self.status.setText(f"loaded {Path(path).name}")
+
+
+def _draw_history(history: list[dict], figure: Any) -> None:
+    """Training and validation loss per epoch (drawn in the plot thread)."""
+    ax = figure.add_subplot()
+    epochs = [h["epoch"] + 1 for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (rad²)")
+    ax.legend(fontsize=7)
+    figure.subplots_adjust(left=0.17, right=0.97, bottom=0.2, top=0.9)
+
+
+def _draw_distances(ev: Any, figure: Any) -> None:
+    """Predicted against true distance on validation pairs (drawn in the plot thread)."""
+    ax = figure.add_subplot()
+    edges = ev.bin_edges_deg
+    data = np.log1p(ev.histogram.T)
+    ax.imshow(data, origin="lower", extent=(edges[0], edges[-1], edges[0], edges[-1]), aspect="auto",
+              cmap="magma", vmin=0, vmax=max(1e-6, float(data.max())))
+    ax.plot([edges[0], edges[-1]], [edges[0], edges[-1]], "c--", lw=1)
+    ax.set_xlabel("true distance (°)")
+    ax.set_ylabel("predicted (°)")
+    ax.set_title(f"MAE {ev.mae_deg:.1f}°, r = {ev.pearson_r:.3f}", fontsize=8)
+    figure.subplots_adjust(left=0.17, right=0.97, bottom=0.2, top=0.88)
