@@ -36,9 +36,10 @@ def errors(monkeypatch):
     return seen
 
 
-def _small_dataset(viewer, qtbot, n=300):
+def _small_dataset(viewer, qtbot, n=300, ctf=False):
     w = DatasetWidget(viewer)
     w.n.value, w.box.value, w.pixel.value, w.snr.value = n, 32, 4.0, 0.0
+    w.ctf.value = ctf
     w.start()
     qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
     return w
@@ -487,11 +488,7 @@ def test_no_truth_mode_shows_each_round_and_the_random_pose_baseline(make_napari
 
     monkeypatch.setattr(recover_module.AbInitioSettings, "preset", staticmethod(small))
     viewer = make_napari_viewer()
-    w = DatasetWidget(viewer)
-    w.n.value, w.box.value, w.pixel.value, w.snr.value = 200, 32, 4.0, 0.0
-    w.ctf.value = True
-    w.start()
-    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    _small_dataset(viewer, qtbot, n=200, ctf=True)
     r = RecoverWidget(viewer)
     r.mode.value = recover_module.NO_TRUTH
     r.preset.value = "quick"
@@ -523,11 +520,7 @@ def test_adopting_a_stack_mid_job_stops_the_job_and_retires_the_simulation(make_
     import napari_cryorient.widgets.recover as recover_module
 
     viewer = make_napari_viewer()
-    w = DatasetWidget(viewer)
-    w.n.value, w.box.value, w.pixel.value, w.snr.value = 200, 32, 4.0, 0.0
-    w.ctf.value = True
-    w.start()
-    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    w = _small_dataset(viewer, qtbot, n=200, ctf=True)
     inspector = InspectorWidget(viewer)
     r = RecoverWidget(viewer)
     r.mode.value = recover_module.NO_TRUTH
@@ -662,3 +655,46 @@ def test_no_widget_job_stalls_the_main_thread(make_napari_viewer, qtbot, tmp_pat
     assert not slow, f"main-thread stalls of the widgets' own work: {slow}"
     slow = {job: f"{making * 1000:.0f} ms" for job, (_, making) in stalls.items() if making >= 0.6}
     assert not slow, f"main-thread stalls while napari made one layer or progress bar: {slow}"
+
+
+def test_the_sequence_that_once_crashed_napari_runs_clean(make_napari_viewer, qtbot, shared_data, errors):
+    """The sequence of two sessions that ended in a segmentation fault inside vispy (a
+    progress bar updated off the main thread): close Train with napari's × mid-run, click a
+    point in 3D, open the EMPIAR stack, fail a recovery, simulate again, start Recover."""
+    viewer = make_napari_viewer()
+    _small_dataset(viewer, qtbot, n=200)
+    t = TrainWidget(viewer)
+    dock = viewer.window.add_dock_widget(t, name="Train")
+    t.epochs.value, t.steps.value, t.anchors.value, t.wbox.value, t.device.value = 100, 20, 8, 16, "cpu"
+    t.start()
+    qtbot.waitUntil(lambda: t.session.trainer is not None and t.session.trainer.step >= 2, timeout=60_000)
+    dock.destroyOnClose()  # napari's ×
+    qtbot.waitUntil(lambda: not t.runner.running, timeout=10_000)
+    assert t.session.checkpoint is not None  # the stopped run kept its network
+    r = RecoverWidget(viewer)
+    r.steps.value, r.restarts.value, r.refine.value = 30, 1, False
+    r.start()
+    qtbot.waitUntil(lambda: not r.runner.running, timeout=120_000)
+    inspector = InspectorWidget(viewer)
+    viewer.dims.ndisplay = 3
+    viewer.layers["recovered poses"].selected_data = {5}  # a click on a point in 3D
+    assert inspector.index.value == 5
+    viewer.open(shared_data / "formats" / "empiar_10076_7" / "empiar_10076_7.star", plugin="napari-cryorient")
+    w = DatasetWidget(viewer)
+    w.source.value = "use opened layers"
+    w.form.reset_choices()
+    w.stack.value, w.crop.value, w.poses.value = viewer.layers["empiar_10076_7 particles"], 32, None
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    r.start()  # the network was trained on 4 Å/px images of another box: refused in one line
+    assert not r.runner.running and errors and "Recover orientations" in errors[-1]
+    failures = len(errors)
+    w.source.value = "simulate"
+    w.n.value, w.box.value, w.pixel.value, w.snr.value = 200, 32, 4.0, 0.0
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    viewer.dims.ndisplay = 2
+    r.start()
+    qtbot.waitUntil(lambda: not r.runner.running, timeout=120_000)
+    assert len(errors) == failures, errors[failures:]
+    assert r.session.poses.shape == (200, 3, 3) and len(viewer.layers["recovered poses"].data) == 200
