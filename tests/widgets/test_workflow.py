@@ -657,6 +657,25 @@ def test_no_widget_job_stalls_the_main_thread(make_napari_viewer, qtbot, tmp_pat
     assert not slow, f"main-thread stalls while napari made one layer or progress bar: {slow}"
 
 
+def _click_a_point(viewer, layer, inspector) -> None:
+    """Click (napari's default pan/zoom mode, looking along z) on a point that no other
+    point hides, and check that its particle is selected."""
+    from types import SimpleNamespace
+
+    from napari.utils.interactions import mouse_press_callbacks
+
+    assert layer.mode == "pan_zoom"
+    world = np.array([layer.data_to_world(p) for p in layer.data])
+    gaps = np.linalg.norm(world[:, None, 1:] - world[None, :, 1:], axis=-1) + np.eye(len(world)) * 1e9
+    k = int(np.argmax(gaps.min(axis=1)))  # the point farthest from any other, seen along z
+    event = SimpleNamespace(position=tuple(world[k]), view_direction=(1.0, 0.0, 0.0), dims_displayed=(0, 1, 2),
+                            type="mouse_press", is_dragging=False, modifiers=[], button=1, handled=False,
+                            dims_point=tuple(world[k]))
+    mouse_press_callbacks(layer, event)
+    particle = int(layer.features["index"].iloc[k])
+    assert layer.selected_data == {k} and inspector.index.value == particle
+
+
 def test_the_sequence_that_once_crashed_napari_runs_clean(make_napari_viewer, qtbot, shared_data, errors):
     """The sequence of two sessions that ended in a segmentation fault inside vispy (a
     progress bar updated off the main thread): close Train with napari's × mid-run, click a
@@ -677,8 +696,7 @@ def test_the_sequence_that_once_crashed_napari_runs_clean(make_napari_viewer, qt
     qtbot.waitUntil(lambda: not r.runner.running, timeout=120_000)
     inspector = InspectorWidget(viewer)
     viewer.dims.ndisplay = 3
-    viewer.layers["recovered poses"].selected_data = {5}  # a click on a point in 3D
-    assert inspector.index.value == 5
+    _click_a_point(viewer, viewer.layers["recovered poses"], inspector)  # in 3D, in pan/zoom mode
     viewer.open(shared_data / "formats" / "empiar_10076_7" / "empiar_10076_7.star", plugin="napari-cryorient")
     w = DatasetWidget(viewer)
     w.source.value = "use opened layers"

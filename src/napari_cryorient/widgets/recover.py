@@ -280,11 +280,23 @@ class RecoverWidget(JobWidget):
             return
         self._watched.add(layer)
         layer.selected_data.events.items_changed.connect(lambda *_: self._on_pick(layer))
+        layer.mouse_drag_callbacks.append(_select_on_click)
 
     def _on_pick(self, layer: Points) -> None:
         sel = sorted(layer.selected_data)
         if sel and "index" in layer.features:
             self.session.select(int(layer.features["index"].iloc[sel[0]]))
+
+def _select_on_click(layer: Points, event: Any) -> None:
+    """In napari's default pan/zoom mode a click does not select points; here a click on a
+    point (2D or 3D) selects it, so its particle is picked as in the select mode."""
+    if layer.mode != "pan_zoom" or "index" not in layer.features:
+        return
+    hit = layer.get_value(event.position, view_direction=event.view_direction,
+                          dims_displayed=list(event.dims_displayed), world=True)
+    if hit is not None:
+        layer.selected_data = {int(hit)}
+
 
 def _draw_losses(losses: list[float], figure: Any) -> None:
     """The recovery loss as the optimiser reported it (drawn in the plot thread)."""
