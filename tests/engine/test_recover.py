@@ -84,6 +84,16 @@ def test_too_few_particles_is_a_clear_error(truth):
         run_job(recover_orientations(ExactDistances(truth[:2])))
 
 
+@pytest.mark.parametrize("n", [3, 7, 8])
+def test_fewer_particles_than_the_spectral_start_needs_still_recover(truth, n):
+    """Below 9 particles the rank-9 spectral start cannot exist: recovery starts from
+    random poses instead of failing with a shape error (7 real particles did)."""
+    result = run_job(recover_orientations(ExactDistances(truth[:n]), RecoveryConfig(n_steps=300, n_restarts=3)))
+    assert result.quaternions.shape == (n, 4) and np.isfinite(result.loss)
+    with pytest.raises(ValueError, match="at least 9 particles"):
+        spectral_initialisation(ExactDistances(truth[:n]))
+
+
 def test_feature_distances_dense_cache_matches_on_demand_pairs(rng):
     features = rng.standard_normal((300, 24))
     dense = FeatureDistances(features)

@@ -716,3 +716,51 @@ def test_the_sequence_that_once_crashed_napari_runs_clean(make_napari_viewer, qt
     qtbot.waitUntil(lambda: not r.runner.running, timeout=120_000)
     assert len(errors) == failures, errors[failures:]
     assert r.session.poses.shape == (200, 3, 3) and len(viewer.layers["recovered poses"].data) == 200
+
+
+def test_a_real_star_with_ctf_goes_from_adoption_to_an_export_that_reads_back(
+        make_napari_viewer, qtbot, shared_data, tmp_path, errors):
+    """The real EMPIAR particles (7, with CTF) through every widget: a network trained on a
+    simulation at their pixel size, adopt (Fourier-cropped to 32 px), recover, reconstruct
+    with Wiener, export; the files read back equal what the layers show."""
+    from napari_cryorient.io.particles import read_particle_set
+
+    viewer = make_napari_viewer()
+    viewer.open(shared_data / "formats" / "empiar_10076_7" / "empiar_10076_7.star", plugin="napari-cryorient")
+    px = 5e4 / 38168 * 320 / 32  # the file's pixel size after the crop
+    w = DatasetWidget(viewer)
+    w.n.value, w.box.value, w.pixel.value, w.snr.value, w.ctf.value = 200, 32, round(px, 2), 0.0, True
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    _train(viewer, qtbot, epochs=1)
+    w.source.value = "use opened layers"
+    w.form.reset_choices()
+    w.stack.value, w.crop.value, w.poses.value = viewer.layers["empiar_10076_7 particles"], 32, None
+    w.start()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    ds = w.session.dataset
+    assert len(ds) == 7 and ds.ctf is not None and ds.pixel_size_a == pytest.approx(px)
+    r = RecoverWidget(viewer)
+    r.preset.value = "quick"
+    r.steps.value, r.restarts.value = 50, 1
+    r.start()
+    qtbot.waitUntil(lambda: not r.runner.running, timeout=120_000)
+    assert not errors, errors
+    poses = r.session.poses
+    assert poses.shape == (7, 3, 3) and len(viewer.layers["recovered poses"].data) == 7
+    recon = ReconstructWidget(viewer)
+    recon.ctf.value = "wiener"
+    recon.start()
+    qtbot.waitUntil(lambda: not recon.runner.running, timeout=120_000)
+    assert not errors, errors
+    exporter = ExportWidget(viewer)
+    assert exporter.export(tmp_path / "out")
+    qtbot.waitUntil(lambda: not exporter.runner.running, timeout=60_000)
+    assert not errors, errors
+    back = read_particle_set(tmp_path / "out" / "poses.star")
+    assert np.max(so3.relative_angle_deg(back.rotations, poses)) < 1e-3
+    assert back.ctf is not None
+    np.testing.assert_allclose(back.ctf.defocus_u_a, ds.ctf.defocus_u_a, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(back.images[:]), np.asarray(ds.images), atol=1e-5)
+    np.testing.assert_allclose(read_map(tmp_path / "out" / "reconstruction.mrc").data,
+                               viewer.layers["reconstruction"].data, atol=1e-6)

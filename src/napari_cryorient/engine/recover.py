@@ -243,6 +243,10 @@ def _round_embedding(x: torch.Tensor, starts: int, gen: torch.Generator, iters: 
     return out
 
 
+#: the rank-9 spectral embedding needs at least 9 particles; fewer start from random poses
+SPECTRAL_MIN_PARTICLES = 9
+
+
 def spectral_initialisation(
     oracle: DistanceOracle, landmarks: int = 2000, starts: int = 20, seed: int = 0, chunk: int = 4096
 ) -> np.ndarray:
@@ -264,6 +268,9 @@ def spectral_candidates(
     gen = torch.Generator().manual_seed(seed)
     n = oracle.n
     m = min(n, landmarks)
+    if m < SPECTRAL_MIN_PARTICLES:
+        raise ValueError(f"the spectral start needs at least {SPECTRAL_MIN_PARTICLES} particles "
+                         f"(and landmarks), not {m}")
     lm = torch.randperm(n, generator=gen)[:m]
     g_ll = 1 + 2 * torch.cos(oracle.block(lm, lm))
     vals, vecs = torch.linalg.eigh(g_ll.to(torch.float64))
@@ -365,7 +372,7 @@ class _Run:
         c, seed = self.config, self.config.seed + 1000 * restart
         if initial is not None:
             return [so3.canonical_quaternions(initial)]
-        if c.init == "spectral":
+        if c.init == "spectral" and self.n >= SPECTRAL_MIN_PARTICLES:
             found = spectral_candidates(self.oracle, c.landmarks, c.rounding_starts, seed)
             return [q for _, q in found[: c.screen_candidates if self.screen else 1]]
         return [so3.matrix_to_quaternion(so3.sample_orientations(self.n, "uniform", seed=seed))]
