@@ -55,7 +55,7 @@ def test_samples_and_writers_round_trip(make_napari_viewer, tmp_path):
     assert m.voxel_size_a == pytest.approx(2.0)
     np.testing.assert_allclose(m.data, vol.data, atol=1e-6)
     stack, poses = viewer.open_sample("napari-cryorient", "particles")
-    assert stack.data.shape == (500, 64, 64)
+    assert stack.data.shape == (500, 1, 64, 64)
     viewer.layers.selection = {poses}
     viewer.layers.save(str(tmp_path / "poses.star"), selected=True, plugin="napari-cryorient")
     back = read_particles(tmp_path / "poses.star")

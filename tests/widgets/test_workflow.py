@@ -132,7 +132,7 @@ def test_quick_workflow_through_the_widgets(make_napari_viewer, qtbot, tmp_path,
     inspector = InspectorWidget(viewer)
     viewer.window.add_dock_widget(inspector)
     _small_dataset(viewer, qtbot)
-    assert viewer.layers["projections"].data.shape == (300, 32, 32)
+    assert viewer.layers["projections"].data.shape == (300, 1, 32, 32)  # a slider of its own
     assert viewer.layers["ground truth"].data.shape == (32, 32, 32)
     assert len(viewer.layers["true poses"].data) == 300
 
@@ -172,7 +172,7 @@ def test_quick_workflow_through_the_widgets(make_napari_viewer, qtbot, tmp_path,
     assert inspector.index.value == 8
     poses.selected_data = {42}
     assert inspector.index.value == 42
-    viewer.dims.set_point(0, stack.data_to_world((11, 0, 0))[0])  # the stack slider
+    viewer.dims.set_point(0, stack.data_to_world((11, 0, 0, 0))[0])  # the stack slider
     assert inspector.session.current == 11
     assert len(inspector.neighbours(11)) == 4 and 11 not in inspector.neighbours(11)
     assert inspector.reprojection(11).shape == (32, 32)
@@ -212,7 +212,7 @@ def test_quick_workflow_through_the_widgets(make_napari_viewer, qtbot, tmp_path,
     table = read_particles(tmp_path / "out" / "poses.star")
     # the export read back equals what the layers show
     assert np.max(so3.relative_angle_deg(table.rotations(), recovered)) < 1e-3
-    np.testing.assert_array_equal(table.images()[:], viewer.layers["projections"].data)
+    np.testing.assert_array_equal(table.images()[:], viewer.layers["projections"].data[:, 0])
     np.testing.assert_allclose(read_map(tmp_path / "out" / "reconstruction.mrc").data, vol.data, atol=1e-6)
     assert errors == []
     # every job left a record (parameters, time, status, result line), exported with the rest
@@ -545,7 +545,7 @@ def test_adopting_a_stack_mid_job_stops_the_job_and_retires_the_simulation(make_
     assert not {"projections", "ground truth"} & {layer.name for layer in viewer.layers}
     assert w.session.dataset.layer == "opened stack" and len(w.session.dataset) == 500
     # the inspector is in step with the adopted stack's slider
-    viewer.dims.set_point(0, float(stack.data_to_world((7, 0, 0))[0]))
+    viewer.dims.set_point(0, float(stack.data_to_world((7, 0, 0, 0))[0]))
     assert w.session.current == 7 and inspector.index.value == 7
     inspector.index.value = 42
     assert int(round(stack.world_to_data(viewer.dims.point)[0])) == 42
@@ -764,3 +764,26 @@ def test_a_real_star_with_ctf_goes_from_adoption_to_an_export_that_reads_back(
     np.testing.assert_allclose(np.asarray(back.images[:]), np.asarray(ds.images), atol=1e-5)
     np.testing.assert_allclose(read_map(tmp_path / "out" / "reconstruction.mrc").data,
                                viewer.layers["reconstruction"].data, atol=1e-6)
+
+
+def test_particles_and_maps_have_their_own_sliders_and_the_3d_view_frames_the_map(make_napari_viewer, qtbot):
+    """Scrolling particles never moves a map's slice; the 3D view hides the stack, frames
+    the map and the pose sphere, and gives the stack back in 2D."""
+    viewer = make_napari_viewer()
+    (vol,) = viewer.open_sample("napari-cryorient", "pseudo-protein")
+    stack, poses = viewer.open_sample("napari-cryorient", "particles")
+    InspectorWidget(viewer)  # any cryorient widget installs the view rules
+    poses.visible = True
+    assert stack.data.shape == (500, 1, 64, 64)
+    z_before = viewer.dims.point[-3]
+    viewer.dims.set_point(0, 123.0)  # the particle slider
+    assert viewer.dims.point[-3] == z_before and int(stack.world_to_data(viewer.dims.point)[0]) == 123
+    for z in (0.0, 63 * 2.0):  # the stack's one plane spans every z of the map
+        viewer.dims.set_point(1, z)
+        assert -0.5 <= stack.world_to_data(viewer.dims.point)[1] <= 0.5
+    viewer.dims.ndisplay = 3
+    assert not stack.visible and vol.visible
+    centre = np.asarray(viewer.camera.center)
+    np.testing.assert_allclose(centre, [63.0, 63.0, 63.0], atol=4.0)  # the map's centre (Å)
+    viewer.dims.ndisplay = 2
+    assert stack.visible

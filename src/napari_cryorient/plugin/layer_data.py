@@ -21,9 +21,11 @@ __all__ = [
     "SPHERE_RADIUS",
     "image_layer_data",
     "is_map_layer",
+    "is_stack_layer",
     "particles_of_layer",
     "pose_points_layer_data",
     "rotations_from_features",
+    "stack_images",
     "stack_layer_data",
 ]
 
@@ -124,7 +126,13 @@ def image_layer_data(volume: np.ndarray, pixel_size_a: float | None, name: str, 
 
 def stack_layer_data(images: np.ndarray, pixel_size_a: float | None, name: str,
                      particles: Particles | None = None, **kwargs: Any) -> LayerData:
-    """A particle stack `(n, h, w)` as an Image layer (first axis: particle index).
+    """A particle stack `(n, h, w)` as an Image layer of shape `(n, 1, h, w)`.
+
+    The first axis is the particle index and has a slider of its own: the images sit in
+    one plane of the maps' z axis, stretched over a map of the same box (scale ``h`` × the
+    pixel size along z, centred), so that they show at every z of the maps in 2D, scrolling
+    particles never moves a map's slice, and the stack takes no depth of its own in the
+    3D view (the 3D view hides stacks: see ``widgets/_view``).
 
     ``metadata["kind"]`` is ``"stack"``; ``metadata["particles"]`` keeps the particle set
     the images belong to (CTF, origins, optics, the source table), so that a stack adopted
@@ -134,12 +142,33 @@ def stack_layer_data(images: np.ndarray, pixel_size_a: float | None, name: str,
     meta = {"pixel_size_a": pixel_size_a, "kind": "stack", **kwargs.pop("metadata", {})}
     if particles is not None:
         meta["particles"] = particles
+    box = images.shape[-1]
     return (
-        images,
-        {"name": name, "scale": (1.0, px, px), "metadata": meta, "axis_labels": ("particle", "y", "x"),
-         **kwargs},
+        images[:, None],
+        {"name": name, "scale": (1.0, box * px, px, px), "translate": (0.0, (box / 2 - 0.5) * px, 0.0, 0.0),
+         "metadata": meta, "axis_labels": ("particle", "z", "y", "x"), **kwargs},
         "image",
     )
+
+
+def stack_images(layer: Any) -> np.ndarray:
+    """The `(n, h, w)` images of a stack Image layer (its `(n, 1, h, w)` data squeezed; a
+    plain `(n, h, w)` layer as it is)."""
+    data = layer.data
+    if data.ndim == 4 and data.shape[1] == 1:
+        data = data[:, 0]
+    if data.ndim != 3 or data.shape[-1] != data.shape[-2]:
+        raise ValueError(f"{layer.name} is not a stack of square images")
+    return data
+
+
+def is_stack_layer(layer: Any) -> bool:
+    """Whether an Image layer holds a particle stack (never a 3D map)."""
+    try:
+        stack_images(layer)
+    except ValueError:
+        return False
+    return not getattr(layer, "rgb", False) and not is_map_layer(layer)
 
 
 def is_map_layer(layer: Any) -> bool:
@@ -154,9 +183,7 @@ def particles_of_layer(layer: Any) -> Particles:
     """The particle set of a stack Image layer: the one it was read with (CTF, origins,
     optics, source table) when its metadata has it, else the bare images and pixel size."""
     meta = layer.metadata or {}
-    data = layer.data
-    if data.ndim != 3 or data.shape[-1] != data.shape[-2]:
-        raise ValueError(f"{layer.name} is not a stack of square images")
+    data = stack_images(layer)
     px = meta.get("pixel_size_a") or (float(layer.scale[-1]) if float(layer.scale[-1]) != 1.0 else None)
     known = meta.get("particles")
     if isinstance(known, Particles) and len(known) == len(data) and known.box == data.shape[-1]:

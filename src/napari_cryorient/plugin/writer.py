@@ -29,6 +29,8 @@ def _pixel_size(meta: dict[str, Any]) -> float | None:
 def write_image_mrc(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a 3D Image layer (a map) or a particle stack to MRC with its voxel size."""
     arr = np.asarray(data, dtype=np.float32)
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]  # a particle stack as the viewer shows it, (n, 1, h, w)
     if arr.ndim != 3:
         raise ValueError(f"only 3D images can be written to MRC, this layer is {arr.ndim}D")
     write_map(path, arr, _pixel_size(meta))

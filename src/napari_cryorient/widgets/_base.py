@@ -18,6 +18,7 @@ from ._jobs import JobRunner
 from ._layers import pending_layers, show_layer
 from ._session import Dataset, JobRecord, get_session
 from ._settings import load_settings, save_settings
+from ._view import install_view_rules
 
 __all__ = ["JobWidget"]
 
@@ -40,6 +41,7 @@ class JobWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.session = get_session(napari_viewer)
+        install_view_rules(napari_viewer)
         self.form = form
         load_settings(self.section, form)
         self.start_button = PushButton(text=start_text)

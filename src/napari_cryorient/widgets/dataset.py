@@ -21,7 +21,7 @@ from ..engine.volumes import make_sample_volume, normalise_volume
 from ..io.errors import InputError
 from ..plugin.layer_data import (
     image_layer_data,
-    is_map_layer,
+    is_stack_layer,
     particles_of_layer,
     pose_points_layer_data,
     rotations_from_features,
@@ -118,12 +118,8 @@ class DatasetWidget(JobWidget):
 
     @staticmethod
     def _stack_choices(viewer: Any) -> list:
-        return [
-            (layer.name, layer)
-            for layer in viewer.layers
-            if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
-            and layer.data.shape[-1] == layer.data.shape[-2] and not is_map_layer(layer)
-        ]
+        return [(layer.name, layer) for layer in viewer.layers
+                if isinstance(layer, Image) and is_stack_layer(layer)]
 
     @staticmethod
     def _pose_choices(viewer: Any) -> list:

@@ -19,6 +19,7 @@ from ..engine import so3
 from ..engine.siamese import feature_distance
 from ._plots import PlotCanvas, plot_style
 from ._session import get_session
+from ._view import install_view_rules
 
 __all__ = ["InspectorWidget"]
 
@@ -34,6 +35,7 @@ class InspectorWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.session = get_session(napari_viewer)
+        install_view_rules(napari_viewer)
         self.index = SpinBox(name="index", label="particle", min=0, max=0, value=0)
         self.prev_button, self.next_button = PushButton(text="◀ previous"), PushButton(text="next ▶")
         self.index.changed.connect(lambda v: self.session.select(int(v)))
@@ -109,7 +111,7 @@ class InspectorWidget(QWidget):
             self.index.value = index
         layer = self._stack_layer()
         if layer is not None and self.viewer.dims.ndisplay == 2:
-            world = float(layer.data_to_world((index, 0, 0))[0])
+            world = float(layer.data_to_world((index,) + (0,) * (layer.ndim - 1))[0])
             if int(round(layer.world_to_data(self.viewer.dims.point)[0])) != index:
                 self.viewer.dims.set_point(0, world)
         layer = self.viewer.layers[POSE_LAYER] if POSE_LAYER in self.viewer.layers else None
