@@ -52,6 +52,7 @@ def main() -> int:
     train.start()
     _wait(train.runner)
     recover = widgets["Recover orientations"]
+    recover.mode.value = "learned distance (trained network)"  # not a restored setting
     recover.start()
     _wait(recover.runner)
     recon = widgets["Reconstruct"]
@@ -77,9 +78,38 @@ def main() -> int:
     viewer.reset_view()
     _settle()
     viewer.screenshot(str(OUT / "viewer_3d.png"), canvas_only=False)
+    viewer.dims.ndisplay = 2
+    _real_data(viewer, widgets)
     print(f"screenshots written to {OUT}")
     viewer.close()
     return 0
+
+
+def _real_data(viewer, widgets) -> None:
+    """Real particles (the EMPIAR-10076 sample of ../shared, when this checkout has it):
+    opened, adopted with their CTF (Fourier-cropped to 64 px); the simulation's layers
+    are retired, and the inspector follows the real stack."""
+    formats = Path(__file__).resolve().parents[2] / "shared" / "data" / "formats"
+    star = formats / "empiar_10076_7" / "empiar_10076_7.star"
+    if not star.exists():
+        print(f"no real particles at {star}: the real-data screenshot is skipped")
+        return
+    viewer.open(star, plugin="napari-cryorient")
+    dataset = widgets["Dataset"]
+    dataset.source.value = "use opened layers"
+    dataset.form.reset_choices()
+    dataset.stack.value = viewer.layers["empiar_10076_7 particles"]
+    dataset.crop.value, dataset.poses.value = 64, None
+    dataset.start()
+    _wait(dataset.runner)
+    for layer in viewer.layers:
+        layer.visible = layer.name == "empiar_10076_7 particles"
+    widgets["Particle inspector"].index.value = 3
+    widgets["Dataset"].parent().raise_()
+    _settle()
+    viewer.reset_view()
+    _settle()
+    viewer.screenshot(str(OUT / "viewer_real_stack.png"), canvas_only=False)
 
 
 if __name__ == "__main__":

@@ -28,3 +28,15 @@ def test_collapsed_distances_and_bunched_views_are_named(rng):
     assert len(d.warnings) == 2
     assert "collapsed" in d.warnings[0] and "bunch" in d.warnings[1]
     assert d.median_predicted_deg < 5 and d.view_resultant_length > 0.9
+
+
+def test_poses_no_better_than_random_are_named(rng):
+    """Features that know the poses, paired with random poses: the fit is no better than
+    chance and the diagnostics say so; the true poses fit far better than chance."""
+    rot = so3.sample_orientations(1000, "uniform", seed=4)
+    features = so3.matrix_to_quaternion(rot)  # exact distances
+    right = recovery_diagnostics(features, rot)
+    assert right.random_fit_ratio < 0.05 and right.warnings == []
+    wrong = recovery_diagnostics(features, so3.sample_orientations(1000, "uniform", seed=9))
+    assert wrong.random_fit_ratio > 0.8
+    assert len(wrong.warnings) == 1 and "random poses" in wrong.warnings[0]

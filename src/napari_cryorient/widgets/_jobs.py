@@ -84,6 +84,7 @@ class JobRunner:
         self.stopped = False
         #: set by a widget between Start and the worker's start (while it prepares layers)
         self.reserved = False
+        self._closing = False
 
     @property
     def running(self) -> bool:
@@ -121,7 +122,7 @@ class JobRunner:
             time.sleep(0.01)
 
     def _event(self, event: Progress | None) -> None:
-        if event is None or self.worker is None:
+        if event is None or self.worker is None or self._closing:
             return  # nothing to show, or a late event of a job that has already ended
         bar = self._bar
         if bar is not None:
@@ -136,7 +137,7 @@ class JobRunner:
                 bar.refresh()
             except (AttributeError, RuntimeError):
                 pass  # the bar was closed meanwhile (job finished); nothing to update
-        if self.worker is None:
+        if self.worker is None or self._closing:
             return  # the job ended while the bar was updated; its last state is already shown
         if self._on_event is not None:
             self._on_event(event)
@@ -153,6 +154,14 @@ class JobRunner:
         show_error(f"{self.name} failed: {err}")
 
     def _finished(self) -> None:
+        if self.worker is None:
+            return
+        if not self._closing:
+            # the widget's last words (status, a kept estimate) come while the job still
+            # counts as running, so that whatever layers they ask for are part of it
+            self._closing = True
+            if self._on_finished is not None:
+                self._on_finished()
         if pending_layers():
             # a job has ended when its result is shown: the layers it asked for come one
             # per turn of the event loop (see _layers)
@@ -162,5 +171,4 @@ class JobRunner:
             self._bar.close()
             self._bar = None
         self.worker = None
-        if self._on_finished is not None:
-            self._on_finished()
+        self._closing = False

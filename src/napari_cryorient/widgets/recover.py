@@ -211,8 +211,9 @@ class RecoverWidget(JobWidget):
         summary = self._show_poses(result.rotations, aligned, scores)
         warnings = result.diagnostics.warnings if result.diagnostics is not None else []
         head = "".join(f"WARNING: {w}\n" for w in warnings)
-        self.status.setText(f"{head}recovered {len(result.rotations)} poses, recovery loss "
-                            f"{result.recovery.loss:.4f} rad²{summary}")
+        outcome = (f"poses of {len(result.rotations)} particles NOT to be trusted (see the warnings)"
+                   if warnings else f"recovered {len(result.rotations)} poses")
+        self.status.setText(f"{head}{outcome}, recovery loss {result.recovery.loss:.4f} rad²{summary}")
 
     def _show_poses(self, poses: np.ndarray, aligned: AlignmentResult | None = None,
                     confidence: np.ndarray | None = None) -> str:
