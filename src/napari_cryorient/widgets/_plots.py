@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from qtpy.QtCore import QCoreApplication, Qt, Signal
+from qtpy.QtCore import QCoreApplication, QSize, Qt, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy
 
@@ -99,9 +99,10 @@ class PlotCanvas(QLabel):
         self.figure: Figure | None = None
         self._requested = self._shown = 0
         self._lock = threading.Lock()
+        self._picture: QPixmap | None = None
         self.setMinimumHeight(180)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._rendered.connect(self._show)
 
     @property
@@ -159,5 +160,25 @@ class PlotCanvas(QLabel):
             return
         h, w = rgba.shape[:2]
         image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
-        self.setPixmap(QPixmap.fromImage(image))
+        self._picture = QPixmap.fromImage(image)
+        self._fit()
         self.figure = figure
+
+    def _fit(self) -> None:
+        """Show the whole picture, scaled down to the panel (never cropped: the labels are
+        at its edges)."""
+        if self._picture is None:
+            return
+        picture = self._picture
+        if picture.width() > self.width() or picture.height() > self.height():
+            picture = picture.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                     Qt.TransformationMode.SmoothTransformation)
+        self.setPixmap(picture)
+
+    def sizeHint(self) -> QSize:
+        """The figure's own size (not the shown picture's, which follows the panel)."""
+        return QSize(int(self.size_in[0] * DPI), int(self.size_in[1] * DPI))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit()

@@ -49,7 +49,6 @@ class InspectorWidget(QWidget):
         self.info = QLabel("no data set yet")
         self.info.setWordWrap(True)
         self.canvas = PlotCanvas(width=4.8, height=3.4 * 4.8 / 4.0, style=plot_style(napari_viewer))
-        self.canvas.setMinimumHeight(300)  # thumbnails large enough to see a particle
         layout = QVBoxLayout(self)
         layout.addWidget(controls.native)
         layout.addWidget(ordering.native)
