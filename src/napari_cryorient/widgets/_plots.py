@@ -27,7 +27,7 @@ from qtpy.QtCore import QCoreApplication, QSize, Qt, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy
 
-__all__ = ["PlotCanvas", "PlotStyle", "plot_style"]
+__all__ = ["PlotCanvas", "PlotStyle", "fsc_panel", "plot_style"]
 
 _log = logging.getLogger(__name__)
 _RENDERER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cryorient-plots")
@@ -72,6 +72,9 @@ def _apply_style(figure: Figure, style: PlotStyle) -> None:
                 text.set_color(style.text)
     for text in figure.texts:
         text.set_color(style.text)
+    for legend in figure.legends:
+        for text in legend.get_texts():
+            text.set_color(style.text)
 
 
 class PlotCanvas(QLabel):
@@ -182,3 +185,16 @@ class PlotCanvas(QLabel):
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._fit()
+
+
+def fsc_panel(curves: dict[str, Any], figure: Figure) -> None:
+    """FSC curves with both thresholds, laid out for a dock panel (legend below the axes)."""
+    from ..plots import draw_fsc
+
+    ax = figure.add_subplot()
+    draw_fsc(ax, curves)
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()
+    figure.legend(*ax.get_legend_handles_labels(), loc="lower center", fontsize=6, frameon=False)
+    figure.subplots_adjust(left=0.15, right=0.9, top=0.95, bottom=0.22 + 0.06 * len(curves))

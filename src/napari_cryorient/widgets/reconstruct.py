@@ -3,6 +3,7 @@ iso-surface, with FSC curves (half-maps, and against the ground truth when known
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,10 @@ from ..engine.projector import FourierProjector
 from ..engine.reconstruct import CTF_CORRECTIONS, reconstruct_volume
 from ..io.errors import InputError
 from ..method import random_pose_baseline, score_map
-from ..plots import draw_fsc
 from ..plugin.layer_data import image_layer_data
 from ._base import JobWidget
 from ._layers import placeholder, retire_layers, show_layer
-from ._plots import PlotCanvas, plot_style
+from ._plots import PlotCanvas, fsc_panel, plot_style
 
 __all__ = ["ReconstructWidget"]
 
@@ -104,6 +104,6 @@ class ReconstructWidget(JobWidget):
             best = truth.best
             curves[f"vs ground truth, {truth.hand} hand"] = best
             text += f"; vs ground truth FSC 0.5: {best.resolution_05_a:.1f} Å ({truth.hand} hand)"
-        self.fsc_plot.plot(lambda figure: draw_fsc(figure.add_subplot(), curves))
+        self.fsc_plot.plot(partial(fsc_panel, curves))
         self.status.setText(text)
         self.session.metrics.update(half_map_resolution_a=half.resolution_0143_a)

@@ -28,11 +28,11 @@ from ..method.ab_initio import AbInitioResult, AbInitioSettings, ab_initio
 from ..method.evaluate import harmless_alignment, random_pose_baseline
 from ..method.presets import METHOD_PRESETS
 from ..method.recover import MIN_PARTICLES
-from ..plots import draw_fsc, draw_viewing_directions
+from ..plots import draw_viewing_directions
 from ..plugin.layer_data import SPHERE_RADIUS, image_layer_data, pose_points_layer_data
 from ._base import JobWidget
 from ._layers import placeholder, retire_layers, show_layer
-from ._plots import PlotCanvas, plot_style
+from ._plots import PlotCanvas, fsc_panel, plot_style
 
 __all__ = ["RecoverWidget"]
 
@@ -191,7 +191,7 @@ class RecoverWidget(JobWidget):
             text += f" (random poses give {baseline.resolution_0143_a:.1f} Å)"
             if result.fsc.resolution_0143_a >= 0.9 * baseline.resolution_0143_a:
                 text = "WARNING: no better than random poses — do not trust this result; " + text
-        self.fsc_plot.plot(lambda figure: draw_fsc(figure.add_subplot(), curves))
+        self.fsc_plot.plot(partial(fsc_panel, curves))
         self.status.setText(text + summary)
 
     def on_result(self, outcome) -> None:
