@@ -332,9 +332,9 @@ def test_closing_the_widget_stops_its_worker(make_napari_viewer, qtbot):
     assert t.session.trainer.step < 100 * 50
 
 
-def test_napari_close_button_on_the_dock_stops_the_job(make_napari_viewer, qtbot):
-    """What napari's × does: the dock widget's destroyOnClose (the panel is un-parented)."""
-    viewer = make_napari_viewer()
+def _close_training_with_the_dock_button(viewer, qtbot):
+    """A long training on a small simulation, closed with napari's × (the dock widget's
+    destroyOnClose: the panel is un-parented) once it has made two steps."""
     _small_dataset(viewer, qtbot, n=200)
     t = TrainWidget(viewer)
     dock = viewer.window.add_dock_widget(t, name="Train")
@@ -342,7 +342,14 @@ def test_napari_close_button_on_the_dock_stops_the_job(make_napari_viewer, qtbot
     t.start()
     qtbot.waitUntil(lambda: t.session.trainer is not None and t.session.trainer.step >= 2, timeout=60_000)
     dock.destroyOnClose()
-    qtbot.waitUntil(lambda: not t.runner.running, timeout=5_000)
+    qtbot.waitUntil(lambda: not t.runner.running, timeout=10_000)
+    return t
+
+
+def test_napari_close_button_on_the_dock_stops_the_job(make_napari_viewer, qtbot):
+    """What napari's × does: the dock widget's destroyOnClose (the panel is un-parented)."""
+    viewer = make_napari_viewer()
+    t = _close_training_with_the_dock_button(viewer, qtbot)
     step = t.session.trainer.step
     assert step < 100 * 50
     # a new panel (as the plugin menu makes) resumes the same training without error
@@ -683,14 +690,7 @@ def test_the_sequence_that_once_crashed_napari_runs_clean(make_napari_viewer, qt
     progress bar updated off the main thread): close Train with napari's × mid-run, click a
     point in 3D, open the EMPIAR stack, fail a recovery, simulate again, start Recover."""
     viewer = make_napari_viewer()
-    _small_dataset(viewer, qtbot, n=200)
-    t = TrainWidget(viewer)
-    dock = viewer.window.add_dock_widget(t, name="Train")
-    t.epochs.value, t.steps.value, t.anchors.value, t.wbox.value, t.device.value = 100, 20, 8, 16, "cpu"
-    t.start()
-    qtbot.waitUntil(lambda: t.session.trainer is not None and t.session.trainer.step >= 2, timeout=60_000)
-    dock.destroyOnClose()  # napari's ×
-    qtbot.waitUntil(lambda: not t.runner.running, timeout=10_000)
+    t = _close_training_with_the_dock_button(viewer, qtbot)
     assert t.session.checkpoint is not None  # the stopped run kept its network
     r = RecoverWidget(viewer)
     r.steps.value, r.restarts.value, r.refine.value = 30, 1, False
