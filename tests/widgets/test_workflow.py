@@ -616,7 +616,7 @@ def test_no_widget_job_stalls_the_main_thread(make_napari_viewer, qtbot, tmp_pat
     reconstruct (FSCs and the random-pose baseline), export — keeps the UI responsive: the
     widgets' own main-thread work stays short from Start to the drawn result (plots are
     drawn in their own thread, layers are updated in place). Creating a layer
-    is napari's work (110–150 ms here, more while a job computes): one per turn of the
+    is napari's work (110–150 ms in an ad-hoc measurement, more while a job computes): one per turn of the
     event loop."""
     from dataclasses import replace
 

@@ -14,8 +14,8 @@ without a truth:
   views of a real protein rarely exceed :data:`BUNCHED_LENGTH`.
 * **no better than random poses** — the mean squared difference between the predicted
   distances and the distances of the recovered poses, over random pairs, divided by the
-  same for uniformly random poses. A recovery that fits the network gives a small ratio
-  (0.1–0.3 on our benchmarks); above :data:`RANDOM_FIT_RATIO` the poses explain the
+  same for uniformly random poses: 0 for poses that match the predictions exactly, about
+  1 for poses unrelated to them. Above :data:`RANDOM_FIT_RATIO` the poses explain the
   predictions hardly better than random poses would, and no success should be claimed.
 """
 

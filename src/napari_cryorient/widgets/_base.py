@@ -62,13 +62,11 @@ class JobWidget(QWidget):
         )
         runner = self.runner
         self.destroyed.connect(lambda *_: runner.stop())
-        self._dataset_changed = False
         self.session.events.dataset.connect(self._on_dataset_changed)
 
     def _on_dataset_changed(self, *_: Any) -> None:
         """A job owns its inputs: another data set adopted while it runs stops it."""
         if self.owns_dataset and self.runner.running and not self.is_current():
-            self._dataset_changed = True
             self.stop()
 
     def is_current(self) -> bool:
@@ -121,7 +119,6 @@ class JobWidget(QWidget):
             return
         save_settings(self.section, self.form)
         self._started_on = self.session.dataset
-        self._dataset_changed = False
         self.start_button.enabled = False
         self.stop_button.enabled = True
         self._summary = ""
@@ -174,7 +171,7 @@ class JobWidget(QWidget):
         self.stop_button.enabled = False
         if self.runner.error:
             self.status.setText(f"failed: {self.runner.error}")
-        elif self._dataset_changed or not self.is_current():
+        elif not self.is_current():
             self.status.setText(DISCARDED)
         elif self.runner.stopped:
             self.status.setText("stopped")

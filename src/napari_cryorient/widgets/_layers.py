@@ -1,14 +1,15 @@
 """Showing results as layers without freezing the UI.
 
-Two napari costs are kept off the path of a result (measured on the 2-core CPU with Mesa):
+Two napari costs are kept off the path of a result (on the 2-core CPU with Mesa; both
+figures are ad-hoc measurements made during development, not by a repository script):
 
 * napari runs a full garbage collection each time a layer leaves the canvas (a guard
-  against an OpenGL driver bug): with torch, napari and Qt loaded that holds the main
-  thread for about 0.3 s. So a widget that shows a new result *updates* its layer in place
-  (:func:`show_layer`), and the layers of a data set that was replaced are *retired* —
-  hidden and renamed, never mixed up with the new data set's — rather than removed
-  (:func:`retire_layers`); the user deletes them when they like.
-* Creating a layer takes 110–150 ms (more while a job computes). New layers are therefore
+  against an OpenGL driver bug): with torch, napari and Qt loaded that held the main
+  thread for about 0.3 s. So a widget that shows a new result *updates* its layer in
+  place (:func:`show_layer`), and the layers of a data set that was replaced are
+  *retired* — hidden and renamed, never mixed up with the new data set's — rather than
+  removed (:func:`retire_layers`); the user deletes them when they like.
+* Creating a layer took 110–150 ms (more while a job computes). New layers are therefore
   created one per turn of the event loop, so that showing a result that needs three new
   layers never freezes the viewer for the sum of them. A job counts as running until
   the layers of its result exist (:func:`pending_layers`).
@@ -21,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 
@@ -57,8 +59,6 @@ def show_layer(viewer: Any, layer_data: tuple, on_created: Callable[[Any], None]
 def placeholder(name: str, kind: str, box: int = 2, pixel_size_a: float = 1.0) -> tuple:
     """A hidden, empty layer ``name`` of ``kind`` (``points``, or ``image`` for a map of
     ``box``³ voxels of ``pixel_size_a`` Å) for a result to fill later (:func:`show_layer`)."""
-    import numpy as np
-
     if kind == "points":
         return np.zeros((0, 3)), {"name": name, "visible": False}, "points"
     return (np.zeros((box,) * 3, np.float32),
@@ -125,10 +125,9 @@ def _create_next() -> None:
 
 
 def _ndim(data: Any, kind: str) -> int:
-    shape = getattr(data, "shape", ())
-    if kind == "vectors":
-        return shape[-1]
-    return shape[-1] if kind == "points" else len(shape)
+    """The layer dimensionality ``data`` gives: an image's rank, else the coordinates' length."""
+    shape = np.shape(data)
+    return len(shape) if kind == "image" else shape[-1]
 
 
 def retire_layers(viewer: Any, names: list[str] | tuple[str, ...],
@@ -139,5 +138,4 @@ def retire_layers(viewer: Any, names: list[str] | tuple[str, ...],
         if name in viewer.layers and name not in keep:
             layer = viewer.layers[name]
             layer.visible = False
-            layer.metadata = {**layer.metadata, "retired": True}
             layer.name = name + RETIRED

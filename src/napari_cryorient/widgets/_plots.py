@@ -1,13 +1,13 @@
 """Plots for dock widgets, drawn off the main thread and in napari's theme.
 
-Drawing a matplotlib figure with its ticks and labels takes 50–250 ms on a 2-core CPU that
-also runs a job: on the main thread that freezes the viewer. So a :class:`PlotCanvas`
-never draws on the main thread. ``canvas.plot(draw)`` makes a *new* figure in a single
-background thread shared by every canvas, lets ``draw(figure)`` fill it, renders it with
-Agg and hands the finished picture to the main thread, which only shows it. Each draw owns
-its figure (no state is shared between threads); a newer request supersedes an older one
-that has not started yet. The data a ``draw`` function reads must not change afterwards:
-pass copies.
+Drawing a matplotlib figure with its ticks and labels took 50–250 ms on the 2-core CPU
+while a job ran (an ad-hoc measurement during development): on the main thread that
+freezes the viewer. So a :class:`PlotCanvas` never draws on the main thread.
+``canvas.plot(draw)`` makes a *new* figure in a single background thread shared by every
+canvas, lets ``draw(figure)`` fill it, renders it with Agg and hands the finished picture
+to the main thread, which only shows it. Each draw owns its figure (no state is shared
+between threads); a newer request supersedes an older one that has not started yet. The
+data a ``draw`` function reads must not change afterwards: pass copies.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class ReconstructWidget(JobWidget):
         self.session.events.dataset.connect(self._drop_layer)
 
     def _drop_layer(self) -> None:
-        """The map of an older data set is removed when another one is adopted."""
+        """The map of an older data set is retired when another one is adopted."""
         retire_layers(self.viewer, (LAYER,))
 
     def result_layers(self) -> list[tuple]:

@@ -288,6 +288,7 @@ class RecoverWidget(JobWidget):
         if sel and "index" in layer.features:
             self.session.select(int(layer.features["index"].iloc[sel[0]]))
 
+
 def _select_on_click(layer: Points, event: Any) -> None:
     """In napari's default pan/zoom mode a click does not select points; here a click on a
     point (2D or 3D) selects it, so its particle is picked as in the select mode."""
