@@ -51,6 +51,13 @@ def realistic(config: DemoConfig, second_chance: bool = True) -> DemoConfig:
                    reassign=ReassignConfig() if second_chance else None)
 
 
+def with_working_box(config: DemoConfig, working_box: int = 32) -> DemoConfig:
+    """``config`` with the network seeing a larger working box (four conv blocks of
+    16–128 channels, so that a step costs about 1.7× the default's rather than 4×)."""
+    encoder = EncoderConfig(working_box=working_box, channels=(16, 32, 64, 128))
+    return replace(config, train=replace(config.train, encoder=encoder))
+
+
 def parse_snr(text: str) -> float | None:
     """A noise level from the command line: dB, or ``clean`` (None)."""
     return None if text == "clean" else float(text)
@@ -97,6 +104,8 @@ def _cases() -> dict[str, DemoConfig]:
         sweep[case_name("ribosome", snr) + "-ctf"] = realistic(replace(ribosome, snr_db=snr))
         for volume, cfg in (("sample", base), ("ribosome", ribosome)):  # without the second chance
             sweep[case_name(volume, snr) + "-ctf-local"] = realistic(replace(cfg, snr_db=snr), False)
+            sweep[case_name(volume, snr) + "-ctf-local-box32"] = with_working_box(
+                realistic(replace(cfg, snr_db=snr), False))
     return {
         **sweep,
         "sample-12db-box32": replace(base, train=replace(base.train, encoder=EncoderConfig(

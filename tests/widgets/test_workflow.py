@@ -517,6 +517,23 @@ def test_no_truth_mode_shows_each_round_and_the_random_pose_baseline(make_napari
     assert "random poses give" in r.status.text()
     assert r.session.shifts_a is not None and r.session.shifts_a.shape == (200, 2)
     assert r.session.origins_a() is r.session.shifts_a
+    # Reconstruct keeps the run's gold-standard halves (another split would mix them)
+    import napari_cryorient.widgets.reconstruct as reconstruct_module
+
+    used = []
+    real_reconstruct = reconstruct_module.reconstruct_volume
+
+    def spy_reconstruct(*args, **kwargs):
+        used.append(kwargs.get("halves"))
+        return (yield from real_reconstruct(*args, **kwargs))
+
+    monkeypatch.setattr(reconstruct_module, "reconstruct_volume", spy_reconstruct)
+    rec = ReconstructWidget(viewer)
+    rec.start()
+    qtbot.waitUntil(lambda: not rec.runner.running, timeout=120_000)
+    assert r.session.halves is not None and r.session.halves.from_start
+    np.testing.assert_array_equal(used[0], r.session.halves.assignment)
+    assert "gold standard" in rec.status.text(), rec.status.text()
 
 
 def test_adopting_a_stack_mid_job_stops_the_job_and_retires_the_simulation(make_napari_viewer, qtbot, errors,

@@ -11,7 +11,7 @@ import argparse
 
 PLUGIN = "napari-cryorient"
 WIDGETS = ("Dataset", "Train distance network", "Recover orientations", "Reconstruct",
-           "Particle inspector", "Export")
+           "Particle inspector", "Export", "Job history")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from ..io.checkpoint import model_from_checkpoint
 from ..io.errors import InputError
 from ._jobs import JobRunner
 from ._layers import pending_layers, show_layer
+from ._project import save_record
 from ._session import Dataset, JobRecord, get_session
 from ._settings import load_settings, save_settings
 from ._view import install_view_rules
@@ -126,6 +127,8 @@ class JobWidget(QWidget):
         self._record_start = (time.strftime("%Y-%m-%dT%H:%M:%S"), time.monotonic(),
                               {w.name: getattr(w, "value", None) for w in self.form
                                if isinstance(getattr(w, "value", None), (bool, int, float, str))})
+        self._log: list[str] = []
+        self._log_key, self._log_t = None, 0.0
         self.status.setText("running…")
         missing = [data for data in self.result_layers() if data[1]["name"] not in self.viewer.layers]
         for data in missing:
@@ -188,19 +191,42 @@ class JobWidget(QWidget):
         status = "failed" if self.runner.error else "stopped" if self.runner.stopped else "finished"
         ds = self.session.dataset  # the one the job ran on, or the one it made
         name = ds.source if ds is not None else ""
-        self.session.record(JobRecord(job=self.section, parameters=parameters, started=started,
-                                      duration_s=time.monotonic() - t0, status=status,
-                                      summary=self.status.text(), dataset=name))
+        log = [*self._log, f"{time.monotonic() - t0:+8.1f} s  {status}: {self.status.text()}"]
+        record = JobRecord(job=self.section, parameters=parameters, started=started,
+                           duration_s=time.monotonic() - t0, status=status,
+                           summary=self.status.text(), dataset=name, log=tuple(log))
+        self.session.record(record)
         self._record_start = None
+        save_record(self.session, record)
 
     def closeEvent(self, event) -> None:
         self.stop()
         super().closeEvent(event)
 
     def on_job_event(self, event: Progress) -> None:
-        """Every event reaches :meth:`on_event` only while the job's data set is current."""
+        """Every event reaches :meth:`on_event` only while the job's data set is current;
+        each goes into the run's log."""
+        self._log_event(event)
         if self.is_current():
             self.on_event(event)
+
+    #: most lines a job's log keeps (the first and the last halves)
+    LOG_LINES = 2000
+
+    def _log_event(self, event: Progress) -> None:
+        """One log line per new stage or message, and at most one a second otherwise."""
+        start = getattr(self, "_record_start", None)
+        if start is None:
+            return
+        t = time.monotonic() - start[1]
+        key = (event.stage, event.message)
+        if key == self._log_key and t - self._log_t < 1.0 and event.done != event.total:
+            return
+        self._log_key, self._log_t = key, t
+        self._log.append(f"{t:+8.1f} s  {event.stage} {event.done}/{event.total}  {event.message}".rstrip())
+        if len(self._log) > self.LOG_LINES:
+            half = self.LOG_LINES // 2
+            self._log[half:-half + 1] = ["…"]
 
     def event(self, event: QEvent) -> bool:
         """napari's × on a dock widget does not close the panel: it takes it out of its dock

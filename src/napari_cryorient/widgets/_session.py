@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import operator
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from psygnal import evented
 from ..engine.ctf import CTFParams
 from ..engine.particles import Particles
 
-__all__ = ["Session", "get_session"]
+__all__ = ["HalfSplit", "Session", "get_session"]
 
 
 @dataclass
@@ -97,6 +98,10 @@ class JobRecord:
         The widget's last status line (the result, or the error).
     dataset
         Name of the data set the job ran on.
+    log
+        The run's progress lines (``+12.3 s  stage 4/10  message``).
+    folder
+        The job's folder in the project folder, once written there ("" before).
     """
 
     job: str
@@ -106,10 +111,35 @@ class JobRecord:
     status: str
     summary: str
     dataset: str
+    log: tuple[str, ...] = ()
+    folder: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as ``job.json`` holds it (the log goes to its own file)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("log", "folder")}
+
+
+@dataclass(frozen=True)
+class HalfSplit:
+    """The two halves the current poses were estimated with.
+
+    Attributes
+    ----------
+    assignment
+        `(n,)` 0 or 1 per particle.
+    from_start
+        True when the halves shared nothing from the first step (ab initio: a gold-standard
+        figure); False when they were split only for the refinement (learned recovery and
+        the ambiguity step saw all particles together, so their FSC can flatter).
+    """
+
+    assignment: np.ndarray
+    from_start: bool
 
 
 _SESSION_FIELDS = ("dataset", "checkpoint", "trainer", "features", "poses", "errors_deg", "metrics", "volume",
-                   "projector", "fsc", "current", "confidence", "aligned_poses", "history")
+                   "projector", "fsc", "current", "confidence", "aligned_poses", "history", "project",
+                   "halves")
 
 
 @evented(equality_operators=dict.fromkeys(_SESSION_FIELDS, operator.is_))
@@ -150,6 +180,11 @@ class Session:
     history
         A :class:`JobRecord` per finished, stopped or failed job, oldest first (exported
         as ``jobs.json``; kept across data sets: it is the session's log).
+    halves
+        The :class:`HalfSplit` of the current poses (Reconstruct uses the same halves), or None.
+    project
+        The project folder each job's record is also written to (``jobs/NNN_job/``), or
+        None (see :mod:`napari_cryorient.io.project`).
     """
 
     dataset: Dataset | None = None
@@ -167,16 +202,22 @@ class Session:
     fsc: Any = None
     current: int = 0
     history: list[JobRecord] = field(default_factory=list)
+    project: Path | None = None
+    halves: HalfSplit | None = None
 
     def record(self, entry: JobRecord) -> None:
         """Append a job record (a new list, so that ``events.history`` fires)."""
         self.history = [*self.history, entry]
 
+    def replace_record(self, old: JobRecord, new: JobRecord) -> None:
+        """Put ``new`` where ``old`` is in the history (e.g. once it is saved)."""
+        self.history = [new if r is old else r for r in self.history]
+
     def set_dataset(self, dataset: Dataset) -> None:
         """Adopt a new particle set: every result of the previous one is dropped first; the
         distance network is kept (it is checked against the new images when it is used)."""
         self.trainer = self.features = self.poses = self.shifts_a = self.errors_deg = None
-        self.aligned_poses = self.confidence = None
+        self.aligned_poses = self.confidence = self.halves = None
         self.volume = self.projector = self.fsc = None
         self.metrics = {}
         self.current = 0

@@ -33,6 +33,8 @@ def save_settings(section: str, form: Container) -> None:
     values = {}
     for w in form:
         value = getattr(w, "value", None)
+        if isinstance(value, Path):  # folder and file fields
+            value = str(value)
         if isinstance(value, (bool, int, float, str)):
             values[w.name] = value
     data = _read()

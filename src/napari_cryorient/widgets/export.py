@@ -5,6 +5,7 @@ all into one folder, atomically (all files or none), in a worker thread."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from ..io.checkpoint import save_model
 from ..plots import draw_fsc
 from ..plugin.layer_data import pose_features
 from ._jobs import JobRunner
-from ._session import get_session
+from ._project import save_record
+from ._session import JobRecord, get_session
 from ._settings import load_settings, save_settings
 
 __all__ = ["EXPORT_NAMES", "ExportWidget"]
@@ -73,6 +75,7 @@ class ExportWidget(QWidget):
                        "tick 'replace existing files'")
             return False
         snapshot = _Snapshot.of(self.session)  # read on the main thread, written in the worker
+        self._started = (time.strftime("%Y-%m-%dT%H:%M:%S"), time.monotonic(), str(folder))
         self.written = []
         self.button.enabled = False
         self.status.setText(f"writing to {folder}…")
@@ -81,6 +84,7 @@ class ExportWidget(QWidget):
 
     def _done(self, result: tuple[Path, list[str]]) -> None:
         folder, names = result
+        self.folder.value = str(folder)  # remembered for the next export
         save_settings("export", self.form)
         self.written = [folder / name for name in names]
         self.replace.value = False
@@ -91,6 +95,14 @@ class ExportWidget(QWidget):
         self.button.enabled = True
         if self.runner.error:
             self.status.setText(f"export failed: {self.runner.error}")
+        started, t0, folder = self._started
+        status = "failed" if self.runner.error else "stopped" if self.runner.stopped else "finished"
+        ds = self.session.dataset
+        record = JobRecord(job="export", parameters={"folder": folder}, started=started,
+                           duration_s=time.monotonic() - t0, status=status, summary=self.status.text(),
+                           dataset=ds.source if ds is not None else "")
+        self.session.record(record)
+        save_record(self.session, record)
 
 
 @dataclass(frozen=True)

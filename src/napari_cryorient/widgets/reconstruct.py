@@ -18,10 +18,21 @@ from ..plugin.layer_data import image_layer_data
 from ._base import JobWidget
 from ._layers import placeholder, retire_layers, show_layer
 from ._plots import PlotCanvas, fsc_panel, plot_style
+from ._session import HalfSplit
 
 __all__ = ["ReconstructWidget"]
 
 LAYER = "reconstruction"
+
+
+def _halves_note(split: HalfSplit | None) -> str:
+    """What the half-map FSC of a reconstruction is worth, given how its halves were kept."""
+    if split is None:
+        return "halves: a random split"
+    if split.from_start:
+        return "halves: those of the ab-initio run, independent from its first step (gold standard)"
+    return ("halves: those of the refinement; recovery and the ambiguity step saw all particles "
+            "together, so this figure can flatter (trust the random-pose baseline beside it)")
 
 
 class ReconstructWidget(JobWidget):
@@ -66,6 +77,10 @@ class ReconstructWidget(JobWidget):
         ctf_mode, reg = self.ctf.value, self.reg.value
         shifts = self.session.origins_a() if self.poses.value == "recovered" else ds.shifts_a
         particles = ds.particles.with_images(ds.images, ds.pixel_size_a).with_poses(poses, shifts)
+        split = self.session.halves if self.poses.value == "recovered" else None
+        if split is not None and len(split.assignment) != len(ds):
+            split = None
+        self._split = split
 
         def job():
             rec = yield from reconstruct_volume(
@@ -76,6 +91,7 @@ class ReconstructWidget(JobWidget):
                 ctf=ds.ctf,
                 ctf_correction=ctf_mode,
                 half_maps=True,
+                halves=None if split is None else split.assignment,
                 regularisation=reg,
             )
             # the FSCs, the random-pose baseline and the inspector's projector: off the main thread
@@ -97,6 +113,7 @@ class ReconstructWidget(JobWidget):
         curves = {"half-maps": half, "half-maps, random poses (baseline)": baseline}
         text = (f"half-map FSC 0.143: {half.resolution_0143_a:.1f} Å (random poses give "
                 f"{baseline.resolution_0143_a:.1f} Å)")
+        text += "; " + _halves_note(getattr(self, "_split", None))
         if half.resolution_0143_a >= 0.9 * baseline.resolution_0143_a:
             text = ("WARNING: these poses are no better than random poses — "
                     + text + "; do not trust this map")

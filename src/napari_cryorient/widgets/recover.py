@@ -33,6 +33,7 @@ from ..plugin.layer_data import SPHERE_RADIUS, image_layer_data, pose_points_lay
 from ._base import JobWidget
 from ._layers import placeholder, retire_layers, show_layer
 from ._plots import PlotCanvas, fsc_panel, plot_style
+from ._session import HalfSplit
 
 __all__ = ["RecoverWidget"]
 
@@ -178,6 +179,7 @@ class RecoverWidget(JobWidget):
         """Poses, origins and map of a complete ab-initio round, and its half-map FSC."""
         rec = result.reconstruction
         self.session.shifts_a = result.particles.shifts_a
+        self.session.halves = HalfSplit(np.asarray(result.halves), from_start=True)
         summary = self._show_poses(result.particles.rotations, aligned, result.scores)
         self.session.volume = rec.volume
         show_layer(self.viewer, image_layer_data(
@@ -208,6 +210,8 @@ class RecoverWidget(JobWidget):
         searched = refined is not None and self._searched_origins
         self.session.shifts_a = refined.shifts_a if searched else None
         scores = result.refinement.scores if result.refinement is not None else None
+        self.session.halves = (None if refined is None or refined.half_assignment is None
+                               else HalfSplit(np.asarray(refined.half_assignment), from_start=False))
         summary = self._show_poses(result.rotations, aligned, scores)
         warnings = result.diagnostics.warnings if result.diagnostics is not None else []
         head = "".join(f"WARNING: {w}\n" for w in warnings)
