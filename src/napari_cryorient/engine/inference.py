@@ -142,6 +142,19 @@ class DistanceModel:
                              f"{pixel_size_a:.4g} Å/px: train a model on images of this pixel size")
 
 
+def quarter_turn(images: torch.Tensor, k: int) -> torch.Tensor:
+    """`(..., W, W)` images turned by ``k`` quarter turns about pixel ``W // 2`` (the
+    Fourier centre, where the particle's centre is), exactly: ``torch.rot90`` turns about
+    ``(W - 1) / 2``, so for even ``W`` the result is rolled back by one pixel (a row or
+    column that wraps around is outside the network's disc mask)."""
+    k %= 4
+    out = torch.rot90(images, k, dims=(-2, -1))
+    if images.shape[-1] % 2:
+        return out
+    roll = {0: (0, 0), 1: (1, 0), 2: (1, 1), 3: (0, 1)}[k]
+    return torch.roll(out, shifts=roll, dims=(-2, -1))
+
+
 @torch.no_grad()
 def compute_features(
     model: SiameseNet,
@@ -149,13 +162,31 @@ def compute_features(
     norm: Norm,
     chunk: int = 512,
     device: torch.device | str = "cpu",
+    rotations: int = 1,
 ) -> np.ndarray:
-    """`(n, f)` features of images already at the working box, in chunks (eval mode)."""
+    """`(n, f · rotations)` features of images already at the working box, in chunks (eval mode).
+
+    With ``rotations = K > 1`` (1, 2 or 4) each image is also turned in-plane by multiples
+    of 360°/K (exact quarter turns of the masked image), and the unit features of the K
+    turns are concatenated, each scaled by ``1/√K``: the cosine of two such vectors is the
+    mean of the K cosines. Turning *both* images of a pair by the same angle changes both
+    poses by the same left factor, which leaves their distance unchanged, so this averages
+    the network's error over K views of the same pair (test-time augmentation).
+    """
+    if rotations not in (1, 2, 4):
+        raise ValueError(f"rotations must be 1, 2 or 4 (quarter turns), not {rotations}")
     model.eval()
     out = []
+    step = 4 // rotations
     for start in range(0, len(images), chunk):
         x = torch.as_tensor(np.asarray(images[start : start + chunk], dtype=np.float32), device=device)
-        out.append(model.encode(normalise_for_network(x, norm)).float().cpu())
+        x = normalise_for_network(x, norm)
+        if rotations == 1:
+            out.append(model.encode(x).float().cpu())
+            continue
+        turns = [torch.nn.functional.normalize(model.encode(quarter_turn(x, k * step)).float(), dim=-1)
+                 for k in range(rotations)]
+        out.append((torch.cat(turns, dim=-1) / rotations**0.5).cpu())
     return torch.cat(out).numpy()
 
 
@@ -167,6 +198,7 @@ def image_features(
     pixel_size_a: float | None = None,
     shifts_a: np.ndarray | None = None,
     ctf: CTFParams | None = None,
+    rotations: int = 1,
 ) -> Generator[Progress, None, np.ndarray]:
     """Features of particle images at their original box, chunk by chunk.
 
@@ -185,6 +217,9 @@ def image_features(
         Images per chunk.
     device
         Where the network runs.
+    rotations
+        Test-time in-plane turns averaged into the features (1, 2 or 4; see
+        :func:`compute_features`).
 
     Yields
     ------
@@ -194,7 +229,8 @@ def image_features(
     Returns
     -------
     numpy.ndarray
-        `(n, f)` float32 features (distances: :func:`~napari_cryorient.engine.siamese.feature_distance`).
+        `(n, f · rotations)` float32 features (distances:
+        :func:`~napari_cryorient.engine.siamese.feature_distance`).
     """
     n = len(images)
     model.check_box(int(images.shape[-1]))
@@ -213,7 +249,8 @@ def image_features(
             rows = slice(start, start + len(block))
             block = network_input(block, wb, pixel_size_a, None if shifts_a is None else shifts_a[rows],
                                   None if ctf is None else ctf.subset(rows), model.phase_flip)
-            out.append(compute_features(net, block.numpy(), model.norm, chunk=chunk, device=device))
+            out.append(compute_features(net, block.numpy(), model.norm, chunk=chunk, device=device,
+                                        rotations=rotations))
             yield Progress("features", start + len(block), n)
     except RuntimeError as err:
         raise EngineError(f"computing image features failed: {err}") from err

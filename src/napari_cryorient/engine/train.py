@@ -298,9 +298,11 @@ class DistanceTrainer:
         return loss.item()
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, DistanceEvaluation]:
-        """Validation loss (rad²) and evaluation on the fixed held-out pairs."""
-        f = torch.as_tensor(compute_features(self.model, self.val_images, self.norm, device=self.device))
+    def validate(self, rotations: int = 1) -> tuple[float, DistanceEvaluation]:
+        """Validation loss (rad²) and evaluation on the fixed held-out pairs; ``rotations``:
+        test-time in-plane turns averaged into the features (see ``compute_features``)."""
+        f = torch.as_tensor(compute_features(self.model, self.val_images, self.norm, device=self.device,
+                                             rotations=rotations))
         a, b = self.val_pairs
         pred = feature_distance(f[a], f[b])
         loss = float(((pred - self.val_true) ** 2).mean())

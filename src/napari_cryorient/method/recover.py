@@ -48,6 +48,9 @@ class RecoverySettings:
         (:mod:`~napari_cryorient.engine.reassign`; None: skip). Needs ``refine``.
     reassign_radii_deg
         Search radii of the refinement after the reassignment.
+    feature_rotations
+        Test-time in-plane quarter turns averaged into the image features (1, 2 or 4; see
+        :func:`~napari_cryorient.engine.inference.compute_features`).
     seed
         Seed of every step.
     device
@@ -59,6 +62,7 @@ class RecoverySettings:
     refine: RefineConfig | None = field(default_factory=RefineConfig)
     reassign: ReassignConfig | None = None
     reassign_radii_deg: tuple[float, ...] = (12.0, 6.0, 3.0)
+    feature_rotations: int = 1
     seed: int = 0
     device: str | torch.device = "cpu"
 
@@ -143,7 +147,7 @@ def recover_poses(particles: Particles, model: DistanceModel, settings: Recovery
     timings: dict[str, float] = {}
     features = yield from forward(
         image_features(model, particles.images, device=s.device, pixel_size_a=px, shifts_a=particles.shifts_a,
-                       ctf=particles.ctf), "features", timings=timings)
+                       ctf=particles.ctf, rotations=s.feature_rotations), "features", timings=timings)
     rec = yield from forward(
         recover_orientations(FeatureDistances(features), replace(s.recovery, seed=s.seed)), "recover",
         timings=timings)
