@@ -323,9 +323,9 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Job[dict[str, Any]]:
     timings: dict[str, float] = {}
     sim = yield from simulate_case(config, timings)
     trainer = yield from train_truth_network(config, sim, timings)
-    _, evaluation = trainer.validate()
     settings = RecoverySettings(recovery=config.recovery, refine=config.refine, reassign=config.reassign,
                                 seed=config.seed)
+    _, evaluation = trainer.validate(rotations=settings.feature_rotations)
     poses = yield from recover_poses(sim.particles, trainer.distance_model(), settings)
     timings.update(poses.timings_s)
     scores = yield from score_case(config, sim, poses, timings)

@@ -50,7 +50,10 @@ class RecoverySettings:
         Search radii of the refinement after the reassignment.
     feature_rotations
         Test-time in-plane quarter turns averaged into the image features (1, 2 or 4; see
-        :func:`~napari_cryorient.engine.inference.compute_features`).
+        :func:`~napari_cryorient.engine.inference.compute_features`). Four by default: on
+        the ribosome at −12 dB with CTF (box-32 network) they took the distance MAE from
+        17.2° to 16.4° and the recovered mean error from 23.3° to 20.1° for 4 s more
+        (docs/method.md).
     seed
         Seed of every step.
     device
@@ -62,7 +65,7 @@ class RecoverySettings:
     refine: RefineConfig | None = field(default_factory=RefineConfig)
     reassign: ReassignConfig | None = None
     reassign_radii_deg: tuple[float, ...] = (12.0, 6.0, 3.0)
-    feature_rotations: int = 1
+    feature_rotations: int = 4
     seed: int = 0
     device: str | torch.device = "cpu"
 
