@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -264,21 +265,23 @@ def _write_realistic_table() -> None:
         "of the same map and noise from the method table. The sample-16db-ctf row ran the first "
         "form of the second chance (a plain better-score rule; see docs/method.md).",
         "",
-        "| case | N | SNR (dB) | distance MAE (°) | recovered | refined | second chance (moved) "
+        "| case | N | SNR (dB) | working box (px), test-time turns | distance MAE (°) | recovered "
+        "| refined | second chance (moved) "
         "| final, harmless only: mean (°) | no CTF, centred: final mean (°) "
         "| origin error found / at centre (px) | FSC 0.5 final / true poses (Å) | total (s) | machine |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(RESULTS.glob("method_*-ctf*.json")):
         d = json.loads(path.read_text())
         m = d["metrics"]
         small_run = d.get("size") == "small"
-        plain = RESULTS / path.name.replace("-ctf-local", "").replace("-ctf", "")
+        plain = RESULTS / re.sub(r"-ctf(-local)?(-box\d+)?", "", path.name)
         base = json.loads(plain.read_text())["metrics"]["orientation_error_mean_deg"] if plain.exists() else None
         moved = m.get("reassigned_fraction")
         chance = "—" if moved is None else f"{_stage(m, 'reassign')} ({moved:.0%})"
         lines.append(
             f"| {d['case']}{' (small)' if small_run else ''} | {m['n_particles']} | {m['snr_db']} | "
+            f"{m['training'].get('working_box', 16)}, {m.get('feature_rotations', 1)} | "
             f"{m['distance_mae_deg']:.1f} | {_stage(m, 'recover')} | {_stage(m, 'refine')} | {chance} | "
             f"{m['orientation_error_harmless_only_mean_deg']:.1f} | "
             f"{'—' if base is None else f'{base:.1f}'} | "

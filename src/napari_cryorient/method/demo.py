@@ -330,6 +330,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path) -> Job[dict[str, Any]]:
     timings.update(poses.timings_s)
     scores = yield from score_case(config, sim, poses, timings)
     metrics = _metrics(config, sim, trainer, poses, scores, evaluation, timings)
+    metrics["feature_rotations"] = settings.feature_rotations
     _write_outputs(out_dir, sim, trainer, poses, scores, evaluation, metrics)
     return metrics
 
