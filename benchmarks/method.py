@@ -107,6 +107,7 @@ def _cases() -> dict[str, DemoConfig]:
             sweep[case_name(volume, snr) + "-ctf-local"] = realistic(replace(cfg, snr_db=snr), False)
             sweep[case_name(volume, snr) + "-ctf-local-box32"] = with_working_box(
                 realistic(replace(cfg, snr_db=snr), False))
+            sweep[case_name(volume, snr) + "-ctf-box32"] = with_working_box(realistic(replace(cfg, snr_db=snr)))
     return {
         **sweep,
         "sample-12db-box32": replace(base, train=replace(base.train, encoder=EncoderConfig(
