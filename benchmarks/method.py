@@ -263,8 +263,12 @@ def _write_realistic_table() -> None:
         "first refinement); errors after O(4) alignment, mean / median / p90 in degrees, after "
         "each stage. *Origin error* is the mean distance of the found origins to the true ones; "
         "*at centre* is what not searching gives. *No CTF, centred* repeats the final mean error "
-        "of the same map and noise from the method table. The sample-16db-ctf row ran the first "
-        "form of the second chance (a plain better-score rule; see docs/method.md).",
+        "of the same map and noise from the method table. *Working box*: the size the network's "
+        "images are Fourier-cropped to (`-box32` cases: 32 px and four conv blocks of 16–128 "
+        "channels; otherwise 16 px); *turns*: the test-time quarter turns averaged into the "
+        "features (4 by default since they were measured; see the table of turns). The "
+        "sample-16db-ctf row ran the first form of the second chance (a plain better-score rule; "
+        "see docs/method.md).",
         "",
         "| case | N | SNR (dB) | working box (px), test-time turns | distance MAE (°) | recovered "
         "| refined | second chance (moved) "
