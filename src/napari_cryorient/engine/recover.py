@@ -140,7 +140,10 @@ class RecoveryConfig:
     n_steps
         Adam steps of the refinement (0 keeps the initialisation).
     batch_pairs
-        Pairs per step.
+        Pairs per step, at most ``pairs_per_particle · N`` (small sets do not need the
+        full batch: each particle is in ``2 · batch / N`` pairs of a step).
+    pairs_per_particle
+        Caps the batch for small sets (see ``batch_pairs``).
     neighbour_fraction
         Fraction of each batch drawn from nearest-neighbour pairs (the rest random).
     n_neighbours
@@ -165,6 +168,7 @@ class RecoveryConfig:
     rounding_starts: int = 20
     n_steps: int = 500
     batch_pairs: int = 16384
+    pairs_per_particle: int = 16
     neighbour_fraction: float = 0.1
     n_neighbours: int = 16
     lr: float = 0.01
@@ -177,9 +181,11 @@ class RecoveryConfig:
         if self.init not in ("spectral", "random"):
             raise ValueError(f"init must be 'spectral' or 'random', got {self.init!r}")
         if (self.landmarks < 20 or self.n_restarts < 1 or self.batch_pairs < 2 or self.n_steps < 0
+                or self.pairs_per_particle < 1
                 or self.screen_candidates < 1 or self.screen_steps < 0):
             raise ValueError("invalid recovery settings (landmarks >= 20, restarts >= 1, "
-                             "batch_pairs >= 2, n_steps >= 0, screen_candidates >= 1, "
+                             "batch_pairs >= 2, pairs_per_particle >= 1, n_steps >= 0, "
+                             "screen_candidates >= 1, "
                              "screen_steps >= 0)")
 
 
@@ -328,8 +334,9 @@ class _Run:
         screening = config.screen_candidates * self.screen_steps if self.screen else 0
         per_run = max(1, config.n_steps) + screening
         self.total = config.n_restarts * per_run
-        self.n_nn = int(round(config.batch_pairs * config.neighbour_fraction))
-        self.n_rand = config.batch_pairs - self.n_nn
+        batch = max(2, min(config.batch_pairs, config.pairs_per_particle * n))
+        self.n_nn = int(round(batch * config.neighbour_fraction))
+        self.n_rand = batch - self.n_nn
         self.best: RecoveryResult | None = None
         self.done = 0
 
