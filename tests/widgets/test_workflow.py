@@ -684,8 +684,9 @@ def test_no_widget_job_stalls_the_main_thread(make_napari_viewer, qtbot, tmp_pat
 
 
 def _click_a_point(viewer, layer, inspector) -> None:
-    """Click (napari's default pan/zoom mode, looking along z) on a point that no other
-    point hides, and check that its particle is selected."""
+    """Click (napari's default pan/zoom mode, looking along z) on the point that other
+    points crowd least, and check that a point under the cursor, and its particle, is
+    selected."""
     from types import SimpleNamespace
 
     from napari.utils.interactions import mouse_press_callbacks
@@ -698,8 +699,15 @@ def _click_a_point(viewer, layer, inspector) -> None:
                             type="mouse_press", is_dragging=False, modifiers=[], button=1, handled=False,
                             dims_point=tuple(world[k]))
     mouse_press_callbacks(layer, event)
-    particle = int(layer.features["index"].iloc[k])
-    assert layer.selected_data == {k} and inspector.index.value == particle
+    # the points near the click (seen along z, within a point's size: napari's 3D pick is a
+    # little more tolerant than the drawn disc): usually k alone; napari picks the foremost
+    # of them when poses happen to crowd the picture
+    radius = np.asarray(layer.size, dtype=float) * float(np.abs(layer.scale[-1]))
+    under = set(np.flatnonzero(np.linalg.norm(world[:, 1:] - world[k, 1:], axis=1) <= radius).tolist())
+    assert k in under
+    assert len(layer.selected_data) == 1 and set(layer.selected_data) <= under, (layer.selected_data, under)
+    (chosen,) = layer.selected_data
+    assert inspector.index.value == int(layer.features["index"].iloc[chosen])
 
 
 def test_the_sequence_that_once_crashed_napari_runs_clean(make_napari_viewer, qtbot, shared_data, errors):
