@@ -52,8 +52,8 @@ class RecoverySettings:
         Test-time in-plane quarter turns averaged into the image features (1, 2 or 4; see
         :func:`~napari_cryorient.engine.inference.compute_features`). Four by default: on
         the ribosome at −12 dB with CTF (box-32 network) they took the distance MAE from
-        17.2° to 16.4° and the recovered mean error from 23.3° to 20.1° for 4 s more
-        (docs/method.md).
+        17.2° to 16.4° and the recovered mean error from 23.3° to 20.1°
+        (``python -m benchmarks.feature_turns``; docs/benchmarks.md).
     seed
         Seed of every step.
     device

@@ -188,7 +188,7 @@ class JobWidget(QWidget):
         if start is None:
             return
         started, t0, parameters = start
-        status = "failed" if self.runner.error else "stopped" if self.runner.stopped else "finished"
+        status = self.runner.outcome
         ds = self.session.dataset  # the one the job ran on, or the one it made
         name = ds.source if ds is not None else ""
         log = [*self._log, f"{time.monotonic() - t0:+8.1f} s  {status}: {self.status.text()}"]

@@ -87,6 +87,11 @@ class JobRunner:
         self._closing = False
 
     @property
+    def outcome(self) -> str:
+        """How the last job ended: ``failed``, ``stopped`` or ``finished``."""
+        return "failed" if self.error else "stopped" if self.stopped else "finished"
+
+    @property
     def running(self) -> bool:
         """A job is on its way: reserved, computing, or showing its result."""
         return self.worker is not None or self.reserved

@@ -96,7 +96,7 @@ class ExportWidget(QWidget):
         if self.runner.error:
             self.status.setText(f"export failed: {self.runner.error}")
         started, t0, folder = self._started
-        status = "failed" if self.runner.error else "stopped" if self.runner.stopped else "finished"
+        status = self.runner.outcome
         ds = self.session.dataset
         record = JobRecord(job="export", parameters={"folder": folder}, started=started,
                            duration_s=time.monotonic() - t0, status=status, summary=self.status.text(),

@@ -52,6 +52,7 @@ class ReconstructWidget(JobWidget):
         form = Container(widgets=[self.poses, self.ctf, self.reg])
         super().__init__(napari_viewer, form, start_text="Reconstruct")
         self.fsc_plot = PlotCanvas(style=plot_style(napari_viewer))
+        self._split: HalfSplit | None = None  # the halves of the last job's reconstruction
         self.layout().addWidget(self.fsc_plot)
         self.session.events.dataset.connect(self._drop_layer)
 
@@ -113,7 +114,7 @@ class ReconstructWidget(JobWidget):
         curves = {"half-maps": half, "half-maps, random poses (baseline)": baseline}
         text = (f"half-map FSC 0.143: {half.resolution_0143_a:.1f} Å (random poses give "
                 f"{baseline.resolution_0143_a:.1f} Å)")
-        text += "; " + _halves_note(getattr(self, "_split", None))
+        text += "; " + _halves_note(self._split)
         if half.resolution_0143_a >= 0.9 * baseline.resolution_0143_a:
             text = ("WARNING: these poses are no better than random poses — "
                     + text + "; do not trust this map")
