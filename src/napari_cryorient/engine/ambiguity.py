@@ -98,13 +98,23 @@ def polar_fourier_lines(
     return lines / lines.norm(dim=-1, keepdim=True).clamp_min(1e-20)
 
 
-def _line_angles(r: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Angles of the common line in images i and j for `(..., n, 3, 3)` poses."""
-    ni, nj = r[..., i, 2, :], r[..., j, 2, :]  # third rows = normals in the reference frame
-    t = torch.linalg.cross(ni, nj)
-    t = t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    ui = (r[..., i, :, :] @ t[..., None])[..., 0]
-    uj = (r[..., j, :, :] @ t[..., None])[..., 0]
+def _line_angles(h: torch.Tensor, ri: torch.Tensor, rj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Angles of the common line in images i and j under the poses ``H · R̂``.
+
+    ``h`` is `(c, 3, 3)` left rotations, ``ri`` and ``rj`` `(p, 3, 3)` the poses of the
+    pairs' images; returns two `(c, p)` angles. Only ``H · R̂`` of the pairs is needed:
+    the normals are ``n = R̂ᵀ h₃`` (``h₃`` the third row of ``H``), the common line
+    ``t = n_i × n_j``, and its direction in image i is ``(h₁, h₂) · R̂_i t``.
+    """
+    h3 = h[:, 2]  # (c, 3)
+    ni = torch.einsum("pab,ca->cpb", ri, h3)
+    nj = torch.einsum("pab,ca->cpb", rj, h3)
+    t = torch.linalg.cross(ni, nj)  # unnormalised: atan2 does not need the length
+    vi = torch.einsum("pab,cpb->cpa", ri, t)
+    vj = torch.einsum("pab,cpb->cpa", rj, t)
+    hxy = h[:, :2]  # (c, 2, 3)
+    ui = torch.einsum("cka,cpa->cpk", hxy, vi)
+    uj = torch.einsum("cka,cpa->cpk", hxy, vj)
     return torch.atan2(ui[..., 1], ui[..., 0]), torch.atan2(uj[..., 1], uj[..., 0])
 
 
@@ -112,17 +122,19 @@ def _scores(candidates: torch.Tensor, base: torch.Tensor, lines: torch.Tensor,
             i: torch.Tensor, j: torch.Tensor, chunk: int = 64) -> torch.Tensor:
     """Mean common-line correlation for `(k, 3, 3)` left rotations applied to `(n, 3, 3)` poses."""
     n_angles = lines.shape[1]
+    # Re(a · conj(b)) summed over radii is the dot product of [Re a, Im a] and [Re b, Im b]:
+    # one row per (image, angle), gathered with index_select
+    rows = torch.cat([lines.real, lines.imag], dim=-1).reshape(-1, 2 * lines.shape[-1])
+    ri, rj = base[i], base[j]
+    first_i, first_j = (i * n_angles)[None], (j * n_angles)[None]
     out = []
-    li, lj = lines[i], lines[j]  # (p, A, r)
     for s in range(0, len(candidates), chunk):
-        h = candidates[s : s + chunk]  # (c, 3, 3)
-        r = h[:, None] @ base[None]  # (c, n, 3, 3)
-        ti, tj = _line_angles(r, i, j)  # (c, p)
-        ai = torch.round(ti / (2 * torch.pi) * n_angles).long() % n_angles
-        aj = torch.round(tj / (2 * torch.pi) * n_angles).long() % n_angles
-        pi = torch.arange(len(i))[None].expand_as(ai)
-        corr = (li[pi, ai] * lj[pi, aj].conj()).sum(-1).real  # (c, p)
-        out.append(corr.mean(dim=1))
+        ti, tj = _line_angles(candidates[s : s + chunk], ri, rj)  # (c, p)
+        ai = torch.round(ti * (n_angles / (2 * torch.pi))).long() % n_angles
+        aj = torch.round(tj * (n_angles / (2 * torch.pi))).long() % n_angles
+        li = rows.index_select(0, (first_i + ai).reshape(-1))
+        lj = rows.index_select(0, (first_j + aj).reshape(-1))
+        out.append((li * lj).sum(-1).reshape(ai.shape).mean(dim=1))
     return torch.cat(out)
 
 
