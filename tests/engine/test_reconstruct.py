@@ -34,6 +34,20 @@ def test_chunking_does_not_change_the_result(clean_set):
     np.testing.assert_allclose(a, b, atol=1e-4 * np.abs(b).max())
 
 
+def test_a_band_limited_reconstruction_keeps_the_band_and_nothing_beyond(clean_set):
+    """``band_box``: the frequencies of the smaller box as the whole box gives them, zeros
+    outside, the map at the images' box."""
+    imgs, rot, sh = clean_set.images[:600], clean_set.rotations[:600], clean_set.shifts_a[:600]
+    whole = run_job(reconstruct_volume(imgs, rot, 4.0, shifts_a=sh)).volume
+    band = run_job(reconstruct_volume(imgs, rot, 4.0, shifts_a=sh, band_box=16, half_maps=True))
+    assert band.volume.shape == whole.shape == band.half_maps[0].shape
+    fsc = fourier_shell_correlation(band.volume, whole, 4.0).fsc
+    assert fsc[1:7].min() > 0.98  # inside the 16 px band (8 shells, edge excluded)
+    ft = np.fft.fftshift(np.fft.fftn(band.volume))
+    k = np.abs(np.stack(np.meshgrid(*[np.arange(32) - 16] * 3, indexing="ij"))).max(0)  # cube
+    assert np.abs(ft[k > 8]).max() < 1e-4 * np.abs(ft).max()
+
+
 def test_half_maps_split_the_particles(clean_set):
     rec = run_job(reconstruct_volume(clean_set.images, clean_set.rotations, 4.0,
                                      shifts_a=clean_set.shifts_a, half_maps=True, seed=3))

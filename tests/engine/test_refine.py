@@ -13,6 +13,7 @@ from napari_cryorient.engine.projector import FourierProjector
 from napari_cryorient.engine.refine import (
     RefineConfig,
     local_rotation_grid,
+    reference_band_box,
     refine_orientations,
 )
 from napari_cryorient.engine.simulate import SimulationConfig, project_particles, simulate_particles
@@ -91,6 +92,30 @@ def test_refinement_reduces_orientation_errors(volume, ctf):
     assert events[-1].done == events[-1].total
     assert np.allclose(result.rotations.transpose(0, 2, 1) @ result.rotations, np.eye(3), atol=1e-6)
     assert set(np.unique(result.half_assignment)) == {0, 1}
+
+
+def test_the_next_reference_band_follows_the_fsc():
+    """Low resolution → a small band with room to improve; an FSC high to the edge → the
+    whole box; always even."""
+    shells = np.arange(33)
+    falls_at_8 = np.where(shells < 8, 0.9, 0.05)
+    assert reference_band_box(falls_at_8, 64) == 2 * (int(np.ceil(1.5 * 7 + 6)))
+    assert reference_band_box(np.full(33, 0.9), 64) == 64
+    assert reference_band_box(np.where(shells < 2, 0.9, 0.0), 64) % 2 == 0
+
+
+def test_a_band_limited_refinement_ends_where_the_whole_box_does(volume):
+    """The band (RELION's current size) costs less and changes the result little."""
+    sim = run_job(simulate_particles(volume, 4.0, SimulationConfig(n_particles=300, seed=5, snr_db=-16.0)))
+    start = _perturb(sim.rotations, 8.0, 6)
+    out = {}
+    for band in (True, False):
+        result = run_job(refine_orientations(sim.images, start, 4.0, config=RefineConfig(
+            radii_deg=(8.0, 4.0), band_limited=band)))
+        out[band] = so3.relative_angle_deg(result.rotations, sim.rotations).mean()
+        boxes = [h["band_box"] for h in result.history]
+        assert boxes[0] == 32 and (boxes[1] < 32) == band
+    assert out[True] == pytest.approx(out[False], abs=0.5)
 
 
 def test_refinement_rejects_bad_input(volume):

@@ -29,7 +29,7 @@ from torch_fourier_slice import (
 )
 
 from .ctf import CTFParams, compute_ctf_rfft
-from .fourier import load_images, prepare_rfft
+from .fourier import fourier_resize_images, fourier_resize_volume, load_images, prepare_rfft
 from .frequencies import frequency_norm
 from .jobs import EngineError, Progress
 from .memory import check_memory
@@ -105,11 +105,19 @@ def _insert_chunk(
         acc.den += dft[1].real
 
 
-def _finalise(acc: _Accumulator, size: int, padded: int, regularisation: float) -> np.ndarray:
+def _finalise(acc: _Accumulator, size: int, padded: int, regularisation: float,
+              full_padded: int | None = None) -> np.ndarray:
+    """The map from the accumulators; ``full_padded``: the padded box of the whole image
+    box when this one is a band of it (the regulariser is then the whole box's)."""
     den = acc.den
-    # mean sampling inside the Nyquist sphere (0.5 cycles/pixel) sets the regulariser
+    # mean sampling inside the Nyquist sphere (0.5 cycles/pixel) sets the regulariser; for a
+    # band, the whole box's sphere (it holds the band, and nothing was inserted beyond it)
     inside = frequency_norm((padded,) * 3, rfft=True, fftshift=True, device=den.device) <= 0.5
     mean = den[inside].mean() if inside.any() else den.mean()
+    if full_padded is not None and full_padded > padded:
+        f = full_padded
+        sphere = int((frequency_norm((f,) * 3, rfft=True, device=den.device) <= 0.5).sum())
+        mean = den.sum() / sphere
     lam = regularisation * float(mean) if float(mean) > 0 else 1.0
     ft = acc.num / (den + lam)
     ft = torch.fft.ifftshift(ft, dim=(-3, -2))
@@ -119,6 +127,13 @@ def _finalise(acc: _Accumulator, size: int, padded: int, regularisation: float) 
     p = (padded - size) // 2
     vol = vol[p : p + size, p : p + size, p : p + size]
     return vol.cpu().numpy().astype(np.float32)
+
+
+def _at_box(volume: np.ndarray, size: int) -> np.ndarray:
+    """``volume`` zero-padded in Fourier space to a `(size,)*3` box (unchanged when it is)."""
+    if volume.shape[-1] == size:
+        return volume
+    return fourier_resize_volume(torch.from_numpy(volume), size).numpy().astype(np.float32)
 
 
 def _checked_inputs(images: Any, rotations: np.ndarray, shifts_a: np.ndarray | None, ctf: CTFParams | None,
@@ -146,10 +161,15 @@ def _image_size(images: Any) -> int:
 
 def _corrected_rfft(images: Any, index: slice, pixel_size_a: float, shifts_a: np.ndarray,
                     ctf: CTFParams | None, ctf_correction: str, pad: int, device: torch.device,
-                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The prepared rffts of ``images[index]`` times the CTF factor ``c``, and ``c²`` for
-    Wiener (None otherwise: the trilinear weights are the denominator)."""
-    f = prepare_rfft(load_images(images, index, device), pixel_size_a, shifts_a[index], pad)
+                    band_box: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The prepared rffts of ``images[index]`` (Fourier-cropped to ``band_box`` when given)
+    times the CTF factor ``c``, and ``c²`` for Wiener (None otherwise: the trilinear
+    weights are the denominator)."""
+    img = load_images(images, index, device)
+    if band_box is not None and band_box < img.shape[-1]:  # the band's frequencies, same spacing
+        pixel_size_a *= img.shape[-1] / band_box
+        img = fourier_resize_images(img, band_box)
+    f = prepare_rfft(img, pixel_size_a, shifts_a[index], pad)
     if ctf_correction == "none":
         return f, None
     c = compute_ctf_rfft(ctf.subset(index), f.shape[-2], pixel_size_a, device)
@@ -172,6 +192,7 @@ def reconstruct_volume(
     chunk_size: int | None = None,
     device: torch.device | str = "cpu",
     halves: np.ndarray | None = None,
+    band_box: int | None = None,
 ) -> Generator[Progress, None, ReconstructionResult]:
     """Reconstruct a map from particle images with known poses.
 
@@ -204,6 +225,14 @@ def reconstruct_volume(
     halves
         `(n,)` half (0/1) of each particle for ``half_maps`` (a split fixed by the
         caller); None: a random split seeded by ``seed``.
+    band_box
+        Reconstruct only the frequencies of a ``band_box``-pixel box (the images are
+        Fourier-cropped to it, so the frequency spacing is unchanged) and return the maps
+        zero-padded back to the images' box: the maps hold nothing beyond
+        ``band_box / 2`` Fourier shells, and the work falls as ``(band_box / d)²`` for the
+        insertion and ``(band_box / d)³`` for the map. RELION's *current size*: a
+        refinement reference needs no frequency beyond its resolution. None (or ≥ d): the
+        whole box.
 
     Yields
     ------
@@ -215,7 +244,11 @@ def reconstruct_volume(
     """
     rotations, shifts_a = _checked_inputs(images, rotations, shifts_a, ctf, ctf_correction, pad_factor)
     n = len(rotations)
-    size = _image_size(images)
+    full = _image_size(images)
+    if band_box is not None and not 2 <= band_box:
+        raise ValueError(f"band_box must be at least 2 pixels, got {band_box}")
+    size = full if band_box is None else min(full, int(band_box))
+    band = size if size < full else None
     padded = size + 2 * (int(size * (pad_factor - 1.0)) // 2)
     pad = (padded - size) // 2
     chunk = chunk_size or _auto_chunk_size(padded)
@@ -238,7 +271,7 @@ def reconstruct_volume(
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             f, weight = _corrected_rfft(images, slice(start, stop), pixel_size_a, shifts_a, ctf,
-                                        ctf_correction, pad, device)
+                                        ctf_correction, pad, device, band)
             rot = torch.from_numpy(rotations[start:stop]).to(device, torch.float32)
             for h, acc in enumerate(accs):
                 sel = torch.from_numpy(np.flatnonzero(halves[start:stop] == h)).to(device)
@@ -246,8 +279,10 @@ def reconstruct_volume(
                     _insert_chunk(acc, f[sel], None if weight is None else weight[sel], rot[sel], padded)
             yield Progress("reconstruct", stop, n)
         total = accs[0] if len(accs) == 1 else accs[0].add(accs[1])
-        volume = _finalise(total, size, padded, regularisation)
-        maps = tuple(_finalise(a, size, padded, regularisation) for a in accs) if half_maps else None
+        whole = full + 2 * (int(full * (pad_factor - 1.0)) // 2)
+        volume = _at_box(_finalise(total, size, padded, regularisation, whole), full)
+        maps = tuple(_at_box(_finalise(a, size, padded, regularisation, whole), full) for a in accs) \
+            if half_maps else None
     except RuntimeError as err:
         raise EngineError(f"reconstruction failed: {err}") from err
     return ReconstructionResult(

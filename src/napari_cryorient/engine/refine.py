@@ -47,7 +47,8 @@ from .particles import checked_arrays
 from .reconstruct import reconstruct_volume
 from .so3 import matrix_to_quaternion, quaternion_to_matrix, relative_angle_deg
 
-__all__ = ["RefineConfig", "RefinementResult", "local_rotation_grid", "refine_orientations"]
+__all__ = ["RefineConfig", "RefinementResult", "local_rotation_grid", "reference_band_box",
+           "refine_orientations"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ class RefineConfig:
         pixels; at least ±1 step, so 0 means the 3 × 3 grid); later ones a 3 × 3 grid of that
         step around the current origin (the step halved for radii under 6°). Origins never
         go beyond ``max_shift_px`` from the box centre.
+    band_limited
+        Reconstruct each reference after the first only up to a little beyond the
+        resolution of the one before (:func:`reference_band_box`; RELION's *current size*):
+        the references are filtered to their FSC anyway, and the half-maps cost
+        ``(band / d)²`` of the whole box's insertion. False: every reference at the whole box.
     seed
         Seed of the half split.
     """
@@ -87,6 +93,7 @@ class RefineConfig:
     shift_step_px: float = 1.0
     shift_range_px: float = 4.0
     max_shift_px: float = 12.0
+    band_limited: bool = True
     seed: int = 0
 
     def validate(self) -> None:
@@ -119,7 +126,8 @@ class RefinementResult:
     history
         One dict per iteration: ``radius_deg``, ``resolution_a`` (half-map FSC 0.143 of
         the reference used), ``mean_change_deg`` / ``median_change_deg`` (how far the poses
-        moved), ``mean_score``.
+        moved), ``mean_score``, ``band_box`` (the box whose frequencies the reference was
+        reconstructed from).
     half_assignment
         `(n,)` half (0/1) of each particle.
     shifts_a
@@ -168,6 +176,30 @@ def _shell_filter(fsc: np.ndarray) -> np.ndarray:
         w[below[0] + 1 :] = 0.0
     w[0] = 1.0
     return w
+
+
+def reference_band_box(fsc: np.ndarray, size: int) -> int:
+    """The box whose frequencies the next reference needs, from the current half-map FSC.
+
+    The last shell the FSC filter keeps (:func:`_shell_filter`: up to FSC = 0.143), times
+    1.5 plus 6 shells of room to improve, as an even box of at most ``size`` pixels; a
+    reference whose FSC stays high to the band's edge makes the next band wider.
+
+    Parameters
+    ----------
+    fsc
+        Half-map FSC per Fourier shell (shell 0 first).
+    size
+        The images' box (pixels).
+
+    Returns
+    -------
+    int
+        Even box size in pixels, ``<= size``.
+    """
+    kept = np.flatnonzero(_shell_filter(np.asarray(fsc, dtype=float)) > 0)
+    last = int(kept.max()) if len(kept) else 1
+    return int(min(size, 2 * np.ceil(1.5 * last + 6)))
 
 
 def _filter_volume(volume: np.ndarray, weights: np.ndarray) -> torch.Tensor:
@@ -326,17 +358,22 @@ def refine_orientations(
     total = 2 * n * n_iter
     current = rotations.copy()
     history: list[dict[str, float]] = []
+    band = data.size
     try:
         for it, radius in enumerate(config.radii_deg):
             label = f"iteration {it + 1}/{n_iter}"
             rec_job = reconstruct_volume(images, current, pixel_size_a, shifts_a=data.shifts_a, ctf=ctf,
                                          ctf_correction="wiener" if ctf is not None else "none",
                                          half_maps=True, seed=config.seed, halves=halves,
-                                         pad_factor=config.pad_factor, device=data.device)
+                                         pad_factor=config.pad_factor, device=data.device, band_box=band)
             rec = yield from forward(rec_job, "refine", offset=2 * n * it, total=total,
-                                     message=f"{label}: half-maps")
+                                     message=f"{label}: half-maps" + (f" (band {band} px)" if band < data.size
+                                                                      else ""))
             halves = rec.half_assignment
             fsc = fourier_shell_correlation(*rec.half_maps, pixel_size_a)
+            rec_band = band
+            if config.band_limited:  # the next reference's band
+                band = reference_band_box(fsc.fsc, data.size)
             step = config.shift_step_px * (0.5 if radius < 6 else 1.0)  # as _match_chunk uses it
             steps = max(1, round(config.shift_range_px / step)) if it == 0 else 1
             new, scores = yield from forward(
@@ -345,6 +382,7 @@ def refine_orientations(
             moved = relative_angle_deg(new, current)
             history.append({
                 "radius_deg": float(radius), "resolution_a": float(fsc.resolution_0143_a),
+                "band_box": int(rec_band),
                 "mean_change_deg": float(moved.mean()), "median_change_deg": float(np.median(moved)),
                 "mean_score": float(scores.mean()),
             })
