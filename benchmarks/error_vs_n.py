@@ -8,8 +8,14 @@ poses and origins; the standard preset, no second chance). Each N reports errors
 against the truth, the time of each stage, and the process's peak memory so far (the N
 run in increasing order, so it is the peak of the largest N yet).
 
+With ``--case CASE`` (a method case, e.g. ``sample-16db-ctf-local-box32``) the images,
+network and path are that case's, and the network is the one the method case trained and
+cached (``benchmarks/cache/method_CASE/model.pt``, trained on its 5 000 particles, seed 0);
+it is trained here only when the cache has none.
+
 usage: python -m benchmarks.error_vs_n [--volume sample|ribosome] [--snr -16] [--n 1000 5000 20000]
                                       [--size full|small]   (small: a 1 000-particle, short training)
+       python -m benchmarks.error_vs_n --case sample-16db-ctf-local-box32 [--n ...]
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import sys
 import time
 from dataclasses import replace
 
+from napari_cryorient.engine.inference import DistanceModel
 from napari_cryorient.engine.jobs import run_job
+from napari_cryorient.io.checkpoint import load_model
 from napari_cryorient.method import DemoConfig
 from napari_cryorient.method.demo import (
     origin_errors,
@@ -34,7 +42,7 @@ from napari_cryorient.method.recover import RecoverySettings, recover_poses
 
 from ._load import LoadSampler, shared_mark
 from ._report import RESULTS, machine, machine_label, save_json, update_docs_section
-from .method import RIBOSOME, realistic, small
+from .method import CACHE, RIBOSOME, case_config, realistic, small
 
 TRAIN_N = 5000
 
@@ -50,17 +58,27 @@ def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def run(volume: str, snr_db: float, sizes: list[int], size: str = "full") -> dict:
-    """Train once, then recover and score each N; returns the stored record."""
-    config = _config(volume, snr_db, size)
+def _network(config: DemoConfig, case: str | None, timings: dict[str, float]) -> tuple[DistanceModel, str]:
+    """The method case's cached network, or one trained now; and where it came from."""
+    cached = CACHE / f"method_{case}" / "model.pt"
+    if case is not None and cached.exists():
+        stored = RESULTS / f"method_{case}.json"
+        commit = json.loads(stored.read_text())["machine"]["commit"] if stored.exists() else "?"
+        return load_model(cached), f"cached by the method case {case} (trained at {commit})"
+    train_sim = run_job(simulate_case(config, timings))
+    trainer = run_job(train_truth_network(config, train_sim, timings))
+    return trainer.distance_model(), "trained by this run"
+
+
+def run(volume: str, snr_db: float, sizes: list[int], size: str = "full", case: str | None = None) -> dict:
+    """Train once (or load the case's network), then recover and score each N; returns the
+    stored record."""
+    config = _config(volume, snr_db, size) if case is None else case_config(case)
     who = machine()  # the code as it was when the run started
     train_timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with LoadSampler() as load:
-        train_sim = run_job(simulate_case(config, train_timings))
-        trainer = run_job(train_truth_network(config, train_sim, train_timings))
-        model = trainer.distance_model()
-        del train_sim
+        model, network = _network(config, case, train_timings)
         rows = []
         for n in sorted(sizes):
             case = replace(config, n_particles=n, seed=1)
@@ -86,12 +104,13 @@ def run(volume: str, snr_db: float, sizes: list[int], size: str = "full") -> dic
             })
             print(json.dumps({k: v for k, v in rows[-1].items() if not isinstance(v, dict)}), flush=True)
             del sim, poses, scores
-    payload = {"benchmark": "error_vs_n", "volume": volume, "snr_db": snr_db, "size": size,
-               "train_n": config.n_particles,
+    payload = {"benchmark": "error_vs_n", "volume": volume, "snr_db": snr_db, "size": size, "case": case,
+               "network": network, "train_n": config.n_particles,
                "train_s": train_timings.get("train"), "rows": rows, "machine": who,
                "load_average_mean": load.mean, "date": time.strftime("%Y-%m-%d"),
                "wall_s": time.perf_counter() - t0}
-    save_json(f"error_vs_n_{volume}_{abs(snr_db):.0f}db" + ("_small" if size == "small" else ""), payload)
+    stem = f"error_vs_n_{case}" if case else f"error_vs_n_{volume}_{abs(snr_db):.0f}db"
+    save_json(stem + ("_small" if size == "small" else ""), payload)
     return payload
 
 
@@ -117,6 +136,8 @@ def write_table() -> None:
         d = json.loads(path.read_text())
         for r in d["rows"]:
             label = d["volume"] + (" (small network)" if d.get("size") == "small" else "")
+            if d.get("case"):
+                label = f"{d['volume']} (`{d['case']}` network)"
             lines.append(
                 f"| {label} | {d['snr_db']:g} | {r['n_particles']} | {r['error_mean_deg']:.1f} / "
                 f"{r['error_median_deg']:.1f} / {r['error_p90_deg']:.1f} | {r['harmless_mean_deg']:.1f} | "
@@ -133,13 +154,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--size", choices=("full", "small"), default="full",
                         help="full: the network of the method cases; small: a short training (a check)")
+    parser.add_argument("--case", help="a method case whose images, path and cached network to use")
     args = parser.parse_args(argv)
+    if args.case is not None:
+        if args.size == "small":
+            parser.error("--case uses the case's own network: no --size small")
+        try:
+            config = case_config(args.case)
+        except KeyError:
+            parser.error(f"unknown method case {args.case!r}")
+        if config.snr_db is None:
+            parser.error("the case needs a noise level")
+        args.volume = "ribosome" if config.volume is not None else "sample"
+        args.snr = config.snr_db
     if any(n < 100 for n in args.n):
         parser.error("each N must be at least 100")
     if args.volume == "ribosome" and not RIBOSOME.exists():
         print(f"skipping: {RIBOSOME} not found")
         return 0
-    run(args.volume, args.snr, args.n, args.size)
+    run(args.volume, args.snr, args.n, args.size, args.case)
     write_table()
     return 0
 

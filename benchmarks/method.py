@@ -119,9 +119,14 @@ def _cases() -> dict[str, DemoConfig]:
     }
 
 
+def case_config(name: str) -> DemoConfig:
+    """The configuration of the method case ``name`` (``KeyError`` for an unknown one)."""
+    return _cases()[name]
+
+
 def run_case(name: str, size: str = "full") -> dict | None:
     """Run one case, store its JSON and keep its outputs in the cache; None if skipped."""
-    config = _cases()[name]
+    config = case_config(name)
     if size == "small":
         config = small(config)
     if config.volume is not None and not Path(config.volume).exists():
