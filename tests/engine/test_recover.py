@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_cryorient.engine import recover as recover_module
 from napari_cryorient.engine import so3
 from napari_cryorient.engine.align import align_to_reference
 from napari_cryorient.engine.jobs import run_job
@@ -23,6 +24,15 @@ def truth():
 
 def test_spectral_initialisation_is_exact_for_exact_distances(truth):
     q0 = spectral_initialisation(ExactDistances(truth), landmarks=200, seed=1)
+    assert align_to_reference(q0, truth, refine_steps=0).mean_deg < 0.1
+
+
+def test_the_rounding_on_a_subset_of_rows_serves_every_particle(truth, monkeypatch):
+    """Above ``ROUNDING_ROWS`` particles the rounding's 9 × 9 factor is found on a subset;
+    every particle still gets its exact pose."""
+    monkeypatch.setattr(recover_module, "ROUNDING_ROWS", 50)
+    q0 = spectral_initialisation(ExactDistances(truth), landmarks=200, seed=1)
+    assert len(q0) == len(truth)
     assert align_to_reference(q0, truth, refine_steps=0).mean_deg < 0.1
 
 
