@@ -46,6 +46,8 @@ def test_a_band_limited_reconstruction_keeps_the_band_and_nothing_beyond(clean_s
     ft = np.fft.fftshift(np.fft.fftn(band.volume))
     k = np.abs(np.stack(np.meshgrid(*[np.arange(32) - 16] * 3, indexing="ij"))).max(0)  # cube
     assert np.abs(ft[k > 8]).max() < 1e-4 * np.abs(ft).max()
+    whole_ft = np.fft.fftshift(np.fft.fftn(whole))  # same amplitude, not only the same shape
+    assert np.abs(ft[k <= 5]).sum() == pytest.approx(np.abs(whole_ft[k <= 5]).sum(), rel=0.05)
 
 
 def test_half_maps_split_the_particles(clean_set):

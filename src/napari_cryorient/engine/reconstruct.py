@@ -105,19 +105,11 @@ def _insert_chunk(
         acc.den += dft[1].real
 
 
-def _finalise(acc: _Accumulator, size: int, padded: int, regularisation: float,
-              full_padded: int | None = None) -> np.ndarray:
-    """The map from the accumulators; ``full_padded``: the padded box of the whole image
-    box when this one is a band of it (the regulariser is then the whole box's)."""
+def _finalise(acc: _Accumulator, size: int, padded: int, regularisation: float) -> np.ndarray:
     den = acc.den
-    # mean sampling inside the Nyquist sphere (0.5 cycles/pixel) sets the regulariser; for a
-    # band, the whole box's sphere (it holds the band, and nothing was inserted beyond it)
+    # mean sampling inside the Nyquist sphere (0.5 cycles/pixel) sets the regulariser
     inside = frequency_norm((padded,) * 3, rfft=True, fftshift=True, device=den.device) <= 0.5
     mean = den[inside].mean() if inside.any() else den.mean()
-    if full_padded is not None and full_padded > padded:
-        f = full_padded
-        sphere = int((frequency_norm((f,) * 3, rfft=True, device=den.device) <= 0.5).sum())
-        mean = den.sum() / sphere
     lam = regularisation * float(mean) if float(mean) > 0 else 1.0
     ft = acc.num / (den + lam)
     ft = torch.fft.ifftshift(ft, dim=(-3, -2))
@@ -167,8 +159,10 @@ def _corrected_rfft(images: Any, index: slice, pixel_size_a: float, shifts_a: np
     weights are the denominator)."""
     img = load_images(images, index, device)
     if band_box is not None and band_box < img.shape[-1]:  # the band's frequencies, same spacing
-        pixel_size_a *= img.shape[-1] / band_box
-        img = fourier_resize_images(img, band_box)
+        scale = band_box / img.shape[-1]
+        pixel_size_a /= scale
+        # a projection through band_box voxels sums scale × as many values as through d
+        img = fourier_resize_images(img, band_box) * scale
     f = prepare_rfft(img, pixel_size_a, shifts_a[index], pad)
     if ctf_correction == "none":
         return f, None
@@ -231,8 +225,9 @@ def reconstruct_volume(
         zero-padded back to the images' box: the maps hold nothing beyond
         ``band_box / 2`` Fourier shells, and the work falls as ``(band_box / d)²`` for the
         insertion and ``(band_box / d)³`` for the map. RELION's *current size*: a
-        refinement reference needs no frequency beyond its resolution. None (or ≥ d): the
-        whole box.
+        refinement reference needs no frequency beyond its resolution. The regulariser is
+        the band's own (``λ`` from the mean sampling inside the band's Nyquist sphere).
+        None (or ≥ d): the whole box.
 
     Yields
     ------
@@ -251,7 +246,8 @@ def reconstruct_volume(
     band = size if size < full else None
     padded = size + 2 * (int(size * (pad_factor - 1.0)) // 2)
     pad = (padded - size) // 2
-    chunk = chunk_size or _auto_chunk_size(padded)
+    # each chunk is read and transformed at the whole box before it is cropped to the band
+    chunk = chunk_size or min(_auto_chunk_size(padded), max(4, 2**22 // full**2))
     device = torch.device(device)
     if device.type == "cpu":  # accumulators: complex64 + float32 per sample, per map, plus one finalise
         maps = 3 if half_maps else 1
@@ -279,9 +275,8 @@ def reconstruct_volume(
                     _insert_chunk(acc, f[sel], None if weight is None else weight[sel], rot[sel], padded)
             yield Progress("reconstruct", stop, n)
         total = accs[0] if len(accs) == 1 else accs[0].add(accs[1])
-        whole = full + 2 * (int(full * (pad_factor - 1.0)) // 2)
-        volume = _at_box(_finalise(total, size, padded, regularisation, whole), full)
-        maps = tuple(_at_box(_finalise(a, size, padded, regularisation, whole), full) for a in accs) \
+        volume = _at_box(_finalise(total, size, padded, regularisation), full)
+        maps = tuple(_at_box(_finalise(a, size, padded, regularisation), full) for a in accs) \
             if half_maps else None
     except RuntimeError as err:
         raise EngineError(f"reconstruction failed: {err}") from err

@@ -182,8 +182,8 @@ def reference_band_box(fsc: np.ndarray, size: int) -> int:
     """The box whose frequencies the next reference needs, from the current half-map FSC.
 
     The last shell the FSC filter keeps (:func:`_shell_filter`: up to FSC = 0.143), times
-    1.5 plus 6 shells of room to improve, as an even box of at most ``size`` pixels; a
-    reference whose FSC stays high to the band's edge makes the next band wider.
+    1.5 plus 6 shells of room to improve, as an even box, or ``size`` itself when that is
+    smaller; a reference whose FSC stays high to the band's edge makes the next band wider.
 
     Parameters
     ----------
@@ -195,10 +195,9 @@ def reference_band_box(fsc: np.ndarray, size: int) -> int:
     Returns
     -------
     int
-        Even box size in pixels, ``<= size``.
+        Box size in pixels, ``<= size``.
     """
-    kept = np.flatnonzero(_shell_filter(np.asarray(fsc, dtype=float)) > 0)
-    last = int(kept.max()) if len(kept) else 1
+    last = int(np.flatnonzero(_shell_filter(np.asarray(fsc, dtype=float)) > 0).max())  # shell 0 is kept
     return int(min(size, 2 * np.ceil(1.5 * last + 6)))
 
 
@@ -371,13 +370,15 @@ def refine_orientations(
                                                                       else ""))
             halves = rec.half_assignment
             fsc = fourier_shell_correlation(*rec.half_maps, pixel_size_a)
+            # a band's cube corners hold shells beyond band / 2 seen from a few directions only
+            shells = fsc.fsc if band >= data.size else fsc.fsc[: band // 2]
             rec_band = band
             if config.band_limited:  # the next reference's band
-                band = reference_band_box(fsc.fsc, data.size)
+                band = reference_band_box(shells, data.size)
             step = config.shift_step_px * (0.5 if radius < 6 else 1.0)  # as _match_chunk uses it
             steps = max(1, round(config.shift_range_px / step)) if it == 0 else 1
             new, scores = yield from forward(
-                _match(data, rec, fsc.fsc, current, radius, config, steps), "refine",
+                _match(data, rec, shells, current, radius, config, steps), "refine",
                 offset=2 * n * it + n, total=total, message=f"{label}: matching (±{radius:g}°)")
             moved = relative_angle_deg(new, current)
             history.append({
