@@ -109,3 +109,18 @@ def test_throughput_measures_every_stage_in_its_own_process(tmp_path):
         assert row[stage]["items_per_s"] > 0 and row[stage]["peak_rss_gib"] > 0.1
     assert row["train"]["working_box"] == 16
     assert "| 100" in (tmp_path / "benchmarks.md").read_text()
+
+
+def test_cached_path_names_what_it_needs(tmp_path):
+    """An unknown case, or a case never run, is one line, not a traceback."""
+    unknown = subprocess.run([sys.executable, "-m", "benchmarks.cached_path", "no-such-case"], cwd=ROOT,
+                             env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and "unknown method case" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    cache = ROOT / "benchmarks" / "cache" / "method_sample-20db-ctf-box32"
+    if (cache / "model.pt").exists():
+        pytest.skip("this checkout has run that case")
+    never = subprocess.run([sys.executable, "-m", "benchmarks.cached_path", "sample-20db-ctf-box32"], cwd=ROOT,
+                           env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert never.returncode == 1 and "run python -m benchmarks.method" in never.stderr
+    assert "Traceback" not in never.stderr
