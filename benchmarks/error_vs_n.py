@@ -15,7 +15,8 @@ it is trained here only when the cache has none.
 
 usage: python -m benchmarks.error_vs_n [--volume sample|ribosome] [--snr -16] [--n 1000 5000 20000]
                                       [--size full|small]   (small: a 1 000-particle, short training)
-       python -m benchmarks.error_vs_n --case sample-16db-ctf-local-box32 [--n ...]
+       python -m benchmarks.error_vs_n --case sample-16db-ctf-local-box32 [--n ...] [--snr -20]
+                                      (--snr with --case: that network on images of another noise level)
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def run(volume: str, snr_db: float, sizes: list[int], size: str = "full", case: 
     """Train once (or load the case's network), then recover and score each N; returns the
     stored record."""
     config = _config(volume, snr_db, size) if case is None else case_config(case)
+    trained_db = config.snr_db
+    config = replace(config, snr_db=snr_db)  # with --case: the case's network on other noise, if asked
     who = machine()  # the code as it was when the run started
     train_timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -104,12 +107,15 @@ def run(volume: str, snr_db: float, sizes: list[int], size: str = "full", case: 
             })
             print(json.dumps({k: v for k, v in rows[-1].items() if not isinstance(v, dict)}), flush=True)
             del sim, poses, scores
-    payload = {"benchmark": "error_vs_n", "volume": volume, "snr_db": snr_db, "size": size, "case": case,
+    payload = {"benchmark": "error_vs_n", "volume": volume, "snr_db": snr_db, "trained_snr_db": trained_db,
+               "size": size, "case": case,
                "network": network, "train_n": config.n_particles,
                "train_s": train_timings.get("train"), "rows": rows, "machine": who,
                "load_average_mean": load.mean, "date": time.strftime("%Y-%m-%d"),
                "wall_s": time.perf_counter() - t0}
     stem = f"error_vs_n_{case}" if case else f"error_vs_n_{volume}_{abs(snr_db):.0f}db"
+    if case and snr_db != trained_db:
+        stem += f"_at{abs(snr_db):.0f}db"
     save_json(stem + ("_small" if size == "small" else ""), payload)
     return payload
 
@@ -138,6 +144,8 @@ def write_table() -> None:
             label = d["volume"] + (" (small network)" if d.get("size") == "small" else "")
             if d.get("case"):
                 label = f"{d['volume']} (`{d['case']}` network)"
+                if d.get("trained_snr_db") not in (None, d["snr_db"]):
+                    label = f"{d['volume']} (`{d['case']}` network, trained at {d['trained_snr_db']:g} dB)"
             lines.append(
                 f"| {label} | {d['snr_db']:g} | {r['n_particles']} | {r['error_mean_deg']:.1f} / "
                 f"{r['error_median_deg']:.1f} / {r['error_p90_deg']:.1f} | {r['harmless_mean_deg']:.1f} | "
@@ -150,7 +158,8 @@ def write_table() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--volume", choices=("sample", "ribosome"), default="sample")
-    parser.add_argument("--snr", type=float, default=-16.0, help="per-image SNR (dB)")
+    parser.add_argument("--snr", type=float, default=None,
+                        help="per-image SNR (dB); default -16, or with --case the case's own")
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--size", choices=("full", "small"), default="full",
                         help="full: the network of the method cases; small: a short training (a check)")
@@ -166,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         if config.snr_db is None:
             parser.error("the case needs a noise level")
         args.volume = "ribosome" if config.volume is not None else "sample"
-        args.snr = config.snr_db
+        args.snr = config.snr_db if args.snr is None else args.snr
+    elif args.snr is None:
+        args.snr = -16.0
     if any(n < 100 for n in args.n):
         parser.error("each N must be at least 100")
     if args.volume == "ribosome" and not RIBOSOME.exists():
