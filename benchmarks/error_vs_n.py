@@ -84,24 +84,24 @@ def run(volume: str, snr_db: float, sizes: list[int], size: str = "full", case: 
         model, network = _network(config, case, train_timings)
         rows = []
         for n in sorted(sizes):
-            case = replace(config, n_particles=n, seed=1)
+            sized = replace(config, n_particles=n, seed=1)
             timings: dict[str, float] = {}
             start = time.perf_counter()
-            sim = run_job(simulate_case(case, timings))
-            settings = RecoverySettings(recovery=case.recovery, refine=case.refine, reassign=case.reassign,
-                                        seed=case.seed)
+            sim = run_job(simulate_case(sized, timings))
+            settings = RecoverySettings(recovery=sized.recovery, refine=sized.refine, reassign=sized.reassign,
+                                        seed=sized.seed)
             began = time.perf_counter()
             poses = run_job(recover_poses(sim.particles, model, settings))
             method_s = time.perf_counter() - began
             timings.update(poses.timings_s)
-            scores = run_job(score_case(case, sim, poses, timings))
+            scores = run_job(score_case(sized, sim, poses, timings))
             final, ours, true_map = scores.final, scores.map_scores["final"], scores.map_scores["true"]
             rows.append({
                 "n_particles": n, "method_s": method_s, "total_s": time.perf_counter() - start,
                 "timings_s": timings, "peak_rss_gib_so_far": _peak_rss_gib(),
                 "error_mean_deg": final.o4.mean_deg, "error_median_deg": final.o4.median_deg,
                 "error_p90_deg": final.o4.p90_deg, "harmless_mean_deg": final.harmless.mean_deg,
-                "stage_errors_deg": stage_errors(sim, poses, case.seed), **origin_errors(sim, poses),
+                "stage_errors_deg": stage_errors(sim, poses, sized.seed), **origin_errors(sim, poses),
                 "fsc_resolution_final_A": ours.truth.best.resolution_05_a,
                 "fsc_resolution_true_A": true_map.truth.same_hand.resolution_05_a,
             })
