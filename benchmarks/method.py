@@ -108,6 +108,9 @@ def _cases() -> dict[str, DemoConfig]:
             sweep[case_name(volume, snr) + "-ctf-local-box32"] = with_working_box(
                 realistic(replace(cfg, snr_db=snr), False))
             sweep[case_name(volume, snr) + "-ctf-box32"] = with_working_box(realistic(replace(cfg, snr_db=snr)))
+            local32 = sweep[case_name(volume, snr) + "-ctf-local-box32"]  # + a 10 dB noise warm-up
+            sweep[case_name(volume, snr) + "-ctf-local-box32-warmup"] = replace(
+                local32, train=replace(local32.train, noise_warmup_db=10.0))
     return {
         **sweep,
         "sample-12db-box32": replace(base, train=replace(base.train, encoder=EncoderConfig(
@@ -271,7 +274,9 @@ def _write_realistic_table() -> None:
         "of the same map and noise from the method table. *Working box*: the size the network's "
         "images are Fourier-cropped to (`-box32` cases: 32 px and four conv blocks of 16–128 "
         "channels; otherwise 16 px); *turns*: the test-time quarter turns averaged into the "
-        "features (4 by default since they were measured; see the table of turns). The "
+        "features (4 by default since they were measured; see the table of turns); `-warmup` "
+        "cases train with a noise curriculum (10 dB less noise at the start, falling to the "
+        "case's noise over the first 30 % of the steps). The "
         "sample-16db-ctf row ran the first form of the second chance (a plain better-score rule; "
         "see docs/method.md).",
         "",
@@ -285,7 +290,7 @@ def _write_realistic_table() -> None:
         d = json.loads(path.read_text())
         m = d["metrics"]
         small_run = d.get("size") == "small"
-        plain = RESULTS / re.sub(r"-ctf(-local)?(-box\d+)?", "", path.name)
+        plain = RESULTS / re.sub(r"-ctf(-local)?(-box\d+)?(-warmup)?", "", path.name)
         base = json.loads(plain.read_text())["metrics"]["orientation_error_mean_deg"] if plain.exists() else None
         moved = m.get("reassigned_fraction")
         chance = "—" if moved is None else f"{_stage(m, 'reassign')} ({moved:.0%})"

@@ -86,6 +86,25 @@ def test_fresh_noise_is_drawn_for_simulated_data(data):
         assert not torch.allclose(a, b)
 
 
+def test_the_noise_warmup_starts_quieter_and_ends_at_the_data_noise(data):
+    trainer = DistanceTrainer(data, _config(augment_inplane=False, per_image_norm=False,
+                                            noise_warmup_db=10.0, noise_warmup_fraction=0.5))
+    mean, std = trainer.norm
+    clean = torch.as_tensor(data.images)
+    expected = float(np.mean(data.noise_std))
+    centre = (slice(None), slice(5, 11), slice(5, 11))
+
+    def noise_level() -> float:
+        x, idx, _ = trainer._batch()
+        return float((x * std + mean - clean[idx])[centre].std())
+
+    assert noise_level() == pytest.approx(expected * 10 ** (-10 / 20), rel=0.15)  # 10 dB less noise
+    trainer.step = trainer.total_steps // 2  # the warm-up is over half-way
+    assert noise_level() == pytest.approx(expected, rel=0.15)
+    with pytest.raises(ValueError, match="noise_warmup"):
+        DistanceTrainer(data, _config(noise_warmup_db=-3.0))
+
+
 def test_checkpoint_from_another_box_is_rejected(data, small_map):
     trainer = DistanceTrainer(data, _config())
     ckpt = trainer.checkpoint()

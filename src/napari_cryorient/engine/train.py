@@ -84,6 +84,11 @@ class TrainConfig:
         Rotate each group (an anchor and its neighbours) by a random in-plane angle ``α``
         and use the exact new poses ``Rz(α) R``: free, exact augmentation of the in-plane
         angle, which a CNN otherwise has to learn from few examples.
+    noise_warmup_db, noise_warmup_fraction
+        Noise curriculum for simulated data: the first steps see images this many dB
+        *less* noisy, the offset falling linearly to 0 over this fraction of all steps
+        (0 dB: none). At −16 dB a network from scratch finds little signal to start from.
+        Validation always uses the data's own noise.
     seed, device, amp
         Reproducibility; ``"auto"``/``"cpu"``/``"cuda"``/``"mps"``; mixed precision on CUDA.
     """
@@ -101,6 +106,8 @@ class TrainConfig:
     per_image_norm: bool = True
     groups_per_batch: int = 4
     augment_inplane: bool = True
+    noise_warmup_db: float = 0.0
+    noise_warmup_fraction: float = 0.3
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -121,6 +128,8 @@ class TrainConfig:
             raise ValueError("val_fraction must be between 0 and 1")
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.anchors_per_batch < 2:
             raise ValueError("epochs, steps_per_epoch >= 1 and anchors_per_batch >= 2 required")
+        if self.noise_warmup_db < 0 or not 0 < self.noise_warmup_fraction <= 1:
+            raise ValueError("noise_warmup_db must be >= 0 and noise_warmup_fraction in (0, 1]")
         n_val = int(round(self.val_fraction * n_particles))
         if n_val < 3 and n_particles >= 7:
             raise ValueError(f"too few particles held out for validation: a fraction of "
@@ -258,9 +267,16 @@ class DistanceTrainer:
                               torch.sin(half)], dim=-1)
             q = so3.quaternion_multiply(qz, q)
         if self.data.noise_std is not None:  # fresh noise at every step
-            std = torch.as_tensor(self.data.noise_std[idx.numpy()])[:, None, None]
+            std = torch.as_tensor(self.data.noise_std[idx.numpy()])[:, None, None] * self.noise_scale()
             x = x + std * torch.randn(x.shape, generator=self.gen)
         return normalise_for_network(x, self.norm), idx, q
+
+    def noise_scale(self) -> float:
+        """Factor on the simulated noise's standard deviation at the current step (the noise
+        curriculum of ``noise_warmup_db``; 1 once it is over)."""
+        c = self.config
+        left = 1.0 - self.step / (c.noise_warmup_fraction * self.total_steps)
+        return float(10 ** (-c.noise_warmup_db * max(left, 0.0) / 20))
 
     def _anchors(self) -> torch.Tensor:
         """`(anchors_per_batch,)` positions in ``train_idx``: uniform, or from a few groups."""
