@@ -113,3 +113,15 @@ def test_feature_distances_dense_cache_matches_on_demand_pairs(rng):
     np.testing.assert_allclose(dense.pairs(i, j).numpy(), streamed.pairs(i, j).numpy(), atol=1e-6)
     assert dense._dense is not None and streamed._dense is None
     assert dense.pairs(i, j).dtype == torch.float64
+
+
+def test_duplicate_particles_do_not_make_the_recovery_diverge(truth, rng):
+    """Duplicate picks (the same particle twice: distance 0) pull two poses onto each other,
+    where arccos has an infinite slope; the recovery must still end with finite poses."""
+    q = truth[:150]
+    features = np.concatenate([q, q[:20]]) + rng.normal(0, 0.02, (len(q) + 20, 4))
+    features[len(q):] = features[:20]  # exact duplicates
+    res = run_job(recover_orientations(FeatureDistances(features),
+                                       RecoveryConfig(n_steps=150, n_restarts=1, landmarks=100)))
+    assert np.isfinite(res.quaternions).all() and np.isfinite(res.loss)
+    assert align_to_reference(res.quaternions[: len(q)], q).mean_deg < 5.0

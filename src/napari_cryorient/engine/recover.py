@@ -317,7 +317,9 @@ def spectral_candidates(
 def _loss_on(q: torch.Tensor, oracle: DistanceOracle, i: torch.Tensor, j: torch.Tensor,
              target: torch.Tensor | None = None) -> torch.Tensor:
     qn = q / q.norm(dim=1, keepdim=True)
-    d = so3.geodesic_distance(qn[i], qn[j])
+    # gradient-safe: two poses pulled onto each other (duplicate picks: d̂ = 0) sit where
+    # arccos has an infinite slope
+    d = so3.geodesic_from_dot((qn[i] * qn[j]).sum(-1), so3.GRADIENT_SAFE_COS)
     t = oracle.pairs(i, j).to(d.dtype) if target is None else target
     return ((d - t) ** 2).mean()
 
