@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,34 @@ def test_cached_path_names_what_it_needs(tmp_path):
                            env=_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert never.returncode == 1 and "run python -m benchmarks.method" in never.stderr
     assert "Traceback" not in never.stderr
+
+
+def test_error_vs_n_stores_a_record_and_its_table(tmp_path, monkeypatch):
+    """One small N end to end (an untrained network stands in for the trained one): the
+    record is stored as JSON and the table lists its row."""
+    import torch
+
+    from benchmarks import _report, error_vs_n
+    from napari_cryorient.engine.inference import DistanceModel
+    from napari_cryorient.engine.siamese import EncoderConfig, SiameseNet
+
+    for module in (_report, error_vs_n):
+        monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(_report, "DOCS", tmp_path / "benchmarks.md")
+    torch.manual_seed(0)
+    net = SiameseNet(EncoderConfig(working_box=16, channels=(8, 16), feature_dim=8)).eval()
+    model = DistanceModel(net, None, 64, phase_flip=True, pixel_size_a=2.0)
+    monkeypatch.setattr(error_vs_n, "_network", lambda config, case, timings: (model, "untrained (test)"))
+    from napari_cryorient.engine.recover import RecoveryConfig
+
+    def tiny(volume, snr_db, size):  # no refinement, a short recovery: the record is what is tested
+        base = error_vs_n.small(error_vs_n.realistic(error_vs_n.DemoConfig(snr_db=snr_db), second_chance=False))
+        return replace(base, refine=None, recovery=RecoveryConfig(n_restarts=1, n_steps=30, screen_candidates=1))
+
+    monkeypatch.setattr(error_vs_n, "_config", tiny)
+    error_vs_n.run("sample", -6.0, [100], size="small")
+    error_vs_n.write_table()
+    record = json.loads((tmp_path / "results" / "error_vs_n_sample_6db_small.json").read_text())
+    assert record["case"] is None and [r["n_particles"] for r in record["rows"]] == [100]
+    assert np.isfinite(record["rows"][0]["error_mean_deg"])
+    assert "| sample (small network) | -6 | 100 |" in (tmp_path / "benchmarks.md").read_text()
