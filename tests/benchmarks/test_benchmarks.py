@@ -131,8 +131,8 @@ def test_error_vs_n_stores_a_record_and_its_table(tmp_path, monkeypatch):
     """One small N end to end (an untrained network stands in for the trained one): the
     record is stored as JSON and the table lists its row."""
     import torch
-
     from benchmarks import _report, error_vs_n
+
     from napari_cryorient.engine.inference import DistanceModel
     from napari_cryorient.engine.siamese import EncoderConfig, SiameseNet
 
