@@ -111,6 +111,9 @@ def _cases() -> dict[str, DemoConfig]:
             local32 = sweep[case_name(volume, snr) + "-ctf-local-box32"]  # + a 10 dB noise warm-up
             sweep[case_name(volume, snr) + "-ctf-local-box32-warmup"] = replace(
                 local32, train=replace(local32.train, noise_warmup_db=10.0))
+            warm = sweep[case_name(volume, snr) + "-ctf-local-box32-warmup"]  # twice the steps
+            sweep[case_name(volume, snr) + "-ctf-local-box32-warmup-long"] = replace(
+                warm, train=replace(warm.train, epochs=2 * warm.train.epochs))
     return {
         **sweep,
         "sample-12db-box32": replace(base, train=replace(base.train, encoder=EncoderConfig(
@@ -276,7 +279,7 @@ def _write_realistic_table() -> None:
         "channels; otherwise 16 px); *turns*: the test-time quarter turns averaged into the "
         "features (4 by default since they were measured; see the table of turns); `-warmup` "
         "cases train with a noise curriculum (10 dB less noise at the start, falling to the "
-        "case's noise over the first 30 % of the steps). The "
+        "case's noise over the first 30 % of the steps), `-long` ones twice as many steps. The "
         "sample-16db-ctf row ran the first form of the second chance (a plain better-score rule; "
         "see docs/method.md).",
         "",
@@ -290,7 +293,7 @@ def _write_realistic_table() -> None:
         d = json.loads(path.read_text())
         m = d["metrics"]
         small_run = d.get("size") == "small"
-        plain = RESULTS / re.sub(r"-ctf(-local)?(-box\d+)?(-warmup)?", "", path.name)
+        plain = RESULTS / re.sub(r"-ctf(-local)?(-box\d+)?(-warmup)?(-long)?", "", path.name)
         base = json.loads(plain.read_text())["metrics"]["orientation_error_mean_deg"] if plain.exists() else None
         moved = m.get("reassigned_fraction")
         chance = "—" if moved is None else f"{_stage(m, 'reassign')} ({moved:.0%})"
