@@ -134,6 +134,7 @@ def test_error_vs_n_stores_a_record_and_its_table(tmp_path, monkeypatch):
     from benchmarks import _report, error_vs_n
 
     from napari_cryorient.engine.inference import DistanceModel
+    from napari_cryorient.engine.recover import RecoveryConfig
     from napari_cryorient.engine.siamese import EncoderConfig, SiameseNet
 
     for module in (_report, error_vs_n):
@@ -143,7 +144,6 @@ def test_error_vs_n_stores_a_record_and_its_table(tmp_path, monkeypatch):
     net = SiameseNet(EncoderConfig(working_box=16, channels=(8, 16), feature_dim=8)).eval()
     model = DistanceModel(net, None, 64, phase_flip=True, pixel_size_a=2.0)
     monkeypatch.setattr(error_vs_n, "_network", lambda config, case, timings: (model, "untrained (test)"))
-    from napari_cryorient.engine.recover import RecoveryConfig
 
     def tiny(volume, snr_db, size):  # no refinement, a short recovery: the record is what is tested
         base = error_vs_n.small(error_vs_n.realistic(error_vs_n.DemoConfig(snr_db=snr_db), second_chance=False))
