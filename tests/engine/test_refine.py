@@ -52,6 +52,19 @@ def test_matcher_slices_equal_the_projector(volume):
     assert torch.allclose(ours, ref, atol=1e-4 * ref.abs().max().item())
 
 
+@pytest.mark.parametrize("pad_factor", [1.0, 2.0])
+def test_matcher_compares_exactly_the_frequencies_up_to_its_limit(volume, pad_factor):
+    # fmax is in cycles per pixel of the images: padding refines the sampling, not the band
+    fmax = 0.2
+    matcher = SliceMatcher(volume, fmax, pad_factor, torch.device("cpu"))
+    radius = matcher._k[:, :2].norm(dim=-1)
+    assert radius.max().item() <= fmax
+    assert radius.max().item() > fmax - 1.0 / matcher.p
+    # a half disc of radius fmax · p samples (and the other half of its centre column)
+    expected = np.pi * (fmax * matcher.p) ** 2 / 2 + fmax * matcher.p
+    assert abs(len(radius) / expected - 1) < 0.05
+
+
 def test_matching_prefers_the_true_pose_of_a_clean_image(volume):
     rot = so3.sample_uniform_so3(6, np.random.default_rng(5))
     images = FourierProjector(volume).project(torch.from_numpy(rot).float())

@@ -33,17 +33,16 @@ class SliceMatcher:
     """
 
     def __init__(self, volume: torch.Tensor, fmax: float, pad_factor: float, device: torch.device):
-        d = volume.shape[-1]
         vol, _ = gridding_corrected_padded(volume, pad_factor, device)
         p = vol.shape[-1]
         self.p = p
         dims = (-3, -2, -1)
         ft = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(vol, dim=dims), dim=dims), dim=dims)
         self._ft = torch.stack([ft.real, ft.imag])[None].contiguous()  # (1, 2, p, p, p)
-        fmax_padded = fmax * d / p  # cycles/pixel on the padded grid
+        # cycles per pixel: padding refines the sampling of the band, the band stays fmax
         g = frequency_grid((p, p), rfft=True, fftshift=True, device=device)  # (p, p//2+1, [y, x])
         gy, gx = g[..., 0], g[..., 1]
-        self.mask = torch.sqrt(gx**2 + gy**2) <= fmax_padded  # on the (p, p//2+1) image rfft
+        self.mask = torch.sqrt(gx**2 + gy**2) <= fmax  # on the (p, p//2+1) image rfft
         self._k = torch.stack([gx[self.mask], gy[self.mask], torch.zeros_like(gx[self.mask])], -1)
         self.weight = friedel_weights((p, p), torch.float32, device)[self.mask]  # (m,)
 
