@@ -15,6 +15,7 @@ from napari_cryorient.engine.so3 import sample_orientations
 from napari_cryorient.engine.volumes import make_pseudo_protein
 from napari_cryorient.io.checkpoint import generalist_path, load_generalist
 from napari_cryorient.method.ab_initio import AbInitioSettings, ab_initio, split_halves
+from napari_cryorient.method.evaluate import harmless_alignment
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,24 @@ def test_tiny_run_from_a_blurred_reference_beats_random_poses(tiny):
     assert [r["stage"] for r in result.rounds][:2] == ["search 1", "search 2"]
 
 
+def test_tiny_run_from_nothing_needs_no_network(tiny):
+    """The soft-search start (no network, no reference) on clean-ish particles: the poses
+    after search and refinement are far closer to the truth than random ones (after the
+    harmless rotation only: the frame is the run's own)."""
+    _, sim, particles = tiny
+    quick = AbInitioSettings.preset("quick")
+    settings = replace(quick, start="soft-search", rounds=0, start_resolution_a=24.0,
+                       soft=replace(quick.soft, epochs=6, batch_size=50, n_rotations=2000, start_resolution_a=24.0,
+                                    end_resolution_a=14.0))
+    events = []
+    result = run_job(ab_initio(particles, None, settings), events.append)
+    assert any(e.stage == "start" and "soft search" in e.message for e in events)
+    ours = harmless_alignment(result.particles.rotations, sim.rotations)
+    random = harmless_alignment(sample_orientations(300, seed=9), sim.rotations)
+    assert ours.median_deg < 0.5 * random.median_deg, (ours.median_deg, random.median_deg)
+    assert result.networks == []
+
+
 def test_bad_input_is_refused_with_one_line(tiny):
     _, sim, particles = tiny
     model = load_generalist()
@@ -84,6 +103,10 @@ def test_bad_input_is_refused_with_one_line(tiny):
         run_job(ab_initio(particles, model, reference=np.zeros((16, 16, 16))))
     with pytest.raises(ValueError, match="unknown preset"):
         AbInitioSettings.preset("fast")
+    with pytest.raises(ValueError, match="unknown start"):
+        run_job(ab_initio(particles, model, AbInitioSettings(start="blob")))
+    with pytest.raises(ValueError, match="needs a distance network"):
+        run_job(ab_initio(particles, None, AbInitioSettings(rounds=0)))
 
 
 def test_halves_never_meet_before_the_final_fsc(tiny, monkeypatch):

@@ -1,7 +1,8 @@
 """Find orientations, origins and a map from the particle images alone (no poses, no map).
 
 Gold-standard halves from the first step; a start from the generalist network shipped
-with the package (trained on procedural proteins only) or from --reference; global
+with the package (trained on procedural proteins only), from a soft search on half 1
+(--start soft-search) or from --reference; global
 search, local refinement of poses and origins, then self-training rounds in which the
 network is fine-tuned on simulations of each half's own half-map. Writes, all or nothing:
 OUT/particles.star (RELION 3.1, poses, origins, CTF, the half of each particle),
@@ -12,6 +13,7 @@ OUT/network_half2.pt.
 examples:
   cryorient ab-initio --star particles.star --out abinitio/
   cryorient ab-initio --star particles.cs --out abinitio/ --rounds 1
+  cryorient ab-initio --star particles.star --start soft-search --out abinitio/
   cryorient ab-initio --star particles.star --reference homologue.mrc --out abinitio/
 """
 
@@ -28,7 +30,7 @@ from ..io import read_map, staged_outputs, write_map
 from ..io.checkpoint import checkpoint_of_model, load_generalist, load_model, save_model
 from ..io.errors import InputError
 from ..io.particles import write_particle_set
-from ..method.ab_initio import PRESETS, AbInitioSettings, ab_initio
+from ..method.ab_initio import PRESETS, STARTS, AbInitioSettings, ab_initio
 from ..method.evaluate import random_pose_baseline
 from ._common import (
     add_device_arg,
@@ -51,6 +53,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--reference", type=Path, default=None,
                         help="a start map (e.g. a homologue), low-pass filtered before use")
+    parser.add_argument("--start", choices=STARTS, default="generalist",
+                        help="where the start map comes from without --reference: the generalist network's "
+                             "recovery, or a soft search (stochastic EM over a pose grid from a random map; "
+                             "no network) on half 1 (default %(default)s)")
     parser.add_argument("--model", type=Path, default=None,
                         help="distance network to start from (default: the shipped generalist)")
     parser.add_argument("--preset", choices=PRESETS, default="standard",
@@ -103,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
     reference = _reference(args.reference, particles.box, particles.pixel_size_a)
     changes = {"rounds": args.rounds} if args.rounds is not None else {}
     settings = AbInitioSettings.preset(args.preset, start_resolution_a=args.start_resolution, seed=args.seed,
-                                       device=device, **changes)
+                                       start=args.start, device=device, **changes)
     try:
         result = run_with_progress(ab_initio(particles.with_poses(None), model, settings, reference))
         base = run_with_progress(random_pose_baseline(particles, ctf_correction="wiener" if particles.ctf

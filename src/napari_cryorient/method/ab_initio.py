@@ -7,10 +7,13 @@ Input: a particle stack with its pixel size and CTFs, nothing else (no poses, no
    ambiguity choice, its own maps and its own network. The only thing the halves share is
    the start map, low-pass filtered far below the resolution that is claimed at the end
    (``start_resolution_a``, as RELION shares an initial reference at 30–60 Å).
-2. **Start.** The generalist network (trained on procedural proteins only, shipped with
-   the package) gives features of half 1; recovery on SO(3) and the ambiguity step give
-   poses; their map, low-passed, is the start. (Or a user's ``reference`` map, e.g. a
-   homologue, low-passed the same way.)
+2. **Start.** By default a stochastic soft search (:mod:`~napari_cryorient.engine.soft_search`:
+   expectation–maximisation over a pose grid, batch by batch, from a random map) on half 1
+   gives a map; low-passed, it is the start. Or (``start="generalist"``) the generalist
+   network (trained on procedural proteins only, shipped with the package) gives features
+   of each half; recovery on SO(3) and the ambiguity step give poses, and the map of
+   half 1, low-passed, is the start. Or a user's ``reference`` map (e.g. a homologue),
+   low-passed the same way.
 3. **Global search.** Each half is matched over all of SO(3) and a grid of origins
    against its reference at low resolution, then reconstructed; a few iterations, each
    half against its own half-map from the second on.
@@ -49,16 +52,21 @@ from ..engine.recover import FeatureDistances, RecoveryConfig, recover_orientati
 from ..engine.refine import RefineConfig, refine_orientations
 from ..engine.siamese import EncoderConfig
 from ..engine.simulate import project_particles
+from ..engine.soft_search import SoftSearchConfig, soft_search
 from ..engine.train import DistanceTrainer, TrainConfig
 from ..engine.training_data import TrainingData
 
-__all__ = ["MIN_PARTICLES", "PRESETS", "AbInitioResult", "AbInitioSettings", "ab_initio", "split_halves"]
+__all__ = ["MIN_PARTICLES", "PRESETS", "STARTS", "AbInitioResult", "AbInitioSettings", "ab_initio",
+           "split_halves"]
 
 #: the fewest particles the truth-free pipeline accepts (each half must be recoverable)
 MIN_PARTICLES = 40
 
 #: names of :meth:`AbInitioSettings.preset`
 PRESETS = ("quick", "standard", "thorough")
+
+#: where the start map comes from when no reference is given (:attr:`AbInitioSettings.start`)
+STARTS = ("soft-search", "generalist")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,9 @@ class AbInitioSettings:
     ----------
     rounds
         Self-training rounds at most (0: none).
+    start
+        ``"soft-search"`` (half 1's soft search from a random map) or ``"generalist"``
+        (the distance network's recovery); ignored when a reference map is given.
     start_resolution_a
         Low-pass of the shared start (Å); None: 12 pixels (24 Å at 2 Å/px).
     search_resolution_px
@@ -81,8 +92,9 @@ class AbInitioSettings:
         (:class:`~napari_cryorient.engine.global_search.GlobalSearchConfig`), annealed
         linearly to 0 at the last-but-one; a start that knows little (a blob) is left
         gradually instead of locked in at once.
-    search, refine, recovery
-        Settings of the global search, local refinement and SO(3) recovery.
+    soft, search, refine, recovery
+        Settings of the soft search (the start), global search, local refinement and SO(3)
+        recovery.
     fine_tune_steps, simulated_views
         Fine-tuning per round and half: optimiser steps, and simulated projections of the
         half-map.
@@ -93,10 +105,12 @@ class AbInitioSettings:
     """
 
     rounds: int = 2
+    start: str = "generalist"
     start_resolution_a: float | None = None
     search_resolution_px: float = 6.0
     global_iterations: int = 8
     start_temperature: float = 0.5
+    soft: SoftSearchConfig = field(default_factory=SoftSearchConfig)
     search: GlobalSearchConfig = field(default_factory=GlobalSearchConfig)
     # origins come from the global search: the refinement only nudges them (±1 step)
     refine: RefineConfig = field(default_factory=lambda: RefineConfig(radii_deg=(8.0, 4.0, 2.0),
@@ -135,6 +149,9 @@ class AbInitioSettings:
                              "fine-tune steps >= 1, simulated views >= 20)")
         if self.start_resolution_a is not None and self.start_resolution_a <= 0:
             raise ValueError("the start resolution must be > 0 Å")
+        if self.start not in STARTS:
+            raise ValueError(f"unknown start {self.start!r}; choose one of {', '.join(STARTS)}")
+        self.soft.validate()
 
 
 @dataclass
@@ -235,6 +252,14 @@ def _start_map(state: _State, model: DistanceModel | None, reference: np.ndarray
     res = s.start_resolution_a or 12.0 * state.px
     if reference is not None:
         return lowpass_volume(reference, res, state.px)
+    if s.start == "soft-search":  # half 1 alone; half 2 sees only the low-passed map
+        first = state.half(0)
+        found = yield from forward(soft_search(first.images, state.px, first.shifts_a, first.ctf,
+                                               replace(s.soft, seed=s.seed), s.device), "start",
+                                   message="soft search, half 1")
+        state.rotations[state.members[0]] = found.rotations
+        state.shifts[state.members[0]] = found.shifts_a
+        return lowpass_volume(found.volume, res, state.px)
     for h in (0, 1):  # each half on its own (its poses are also the ablation's "start")
         state.rotations[state.members[h]] = yield from _recover_half(state.half(h), model, s, f"half {h + 1}")
     first = state.half(0)
@@ -397,9 +422,10 @@ def ab_initio(particles: Particles, model: DistanceModel | None, settings: AbIni
     s.validate()
     particles.require_count(MIN_PARTICLES, "ab-initio reconstruction")
     particles.require_pixel_size()
-    if model is None and (reference is None or s.rounds > 0):
-        raise ValueError("ab initio needs a distance network (the generalist) unless a reference map is "
-                         "given and no self-training round is asked")
+    if model is None and (s.rounds > 0 or (reference is None and s.start == "generalist")):
+        raise ValueError("ab initio needs a distance network (the generalist) for self-training rounds "
+                         "and for the generalist start; without one, give a reference map or "
+                         "start='soft-search', and rounds=0")
     if model is not None:
         model.check_box(particles.box, f"the images of {particles.name or 'the data set'}")
     if reference is not None and tuple(np.shape(reference)) != (particles.box,) * 3:

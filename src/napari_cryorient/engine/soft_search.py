@@ -1,0 +1,402 @@
+"""A map and poses from nothing: stochastic expectation–maximisation over a pose grid.
+
+The start of a truth-free reconstruction when no network knows the protein. A random map
+(the particles of the first batch back-projected at random poses) is refined batch by
+batch, as cryoSPARC's and RELION's stochastic ab initio do:
+
+1. every particle of a batch is scored against the current map's projections at
+   ``n_rotations`` poses of a random uniform SO(3) grid (a new grid every batch) and a
+   small grid of origin offsets, at low resolution (the normalised correlation of
+   :class:`~napari_cryorient.engine.matching.SliceMatcher`, CTF applied);
+2. the scores become a posterior over the candidates, ``p_k ∝ exp(s_k² / (2 σ² T))``
+   (``σ²``: the particle's residual power per Fourier coefficient; ``T`` an annealed
+   temperature), kept on each particle's ``top_k`` most likely candidates;
+3. the batch is back-projected at those candidates, each weighted by its posterior, into
+   running Fourier sums (Wiener, CTF-weighted) that forget old batches: the map follows
+   the posterior, not a hard choice, so a wrong early map is left gradually;
+4. the new map is masked by a soft sphere and its negative density clipped.
+
+Only the few hundred Fourier samples of each image inside the resolution limit are kept
+(computed once), so a batch costs two small matrix products and one scatter.
+
+Memory: `(n, m)` complex samples of the images (``m`` inside the final resolution), the
+padded `(p, p, p)` Fourier sums and `(batch · t, k_block)` scores at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .ctf import CTFParams, compute_ctf_rfft
+from .jobs import EngineError, Progress
+from .masks import spherical_mask
+from .matching import SliceMatcher, prepare_matching_images
+from .particles import checked_arrays
+from .projector import radial_gridding_correction
+from .so3 import sample_orientations
+
+__all__ = ["MIN_PARTICLES", "SoftSearchConfig", "SoftSearchResult", "soft_search"]
+
+#: the fewest particles :func:`soft_search` accepts
+MIN_PARTICLES = 20
+
+
+@dataclass(frozen=True)
+class SoftSearchConfig:
+    """Settings of :func:`soft_search`.
+
+    Attributes
+    ----------
+    epochs
+        Passes over the particles.
+    batch_size
+        Particles per map update (all of them when there are fewer).
+    n_rotations
+        Poses of each batch's random uniform SO(3) grid.
+    start_resolution_a, end_resolution_a
+        Resolution compared (Å): from the first to the last batch, linearly.
+    top_k
+        Candidates (pose and offset) back-projected per particle.
+    draw
+        Draw the ``top_k`` candidates from the posterior (equal weights: an unbiased
+        estimate of the posterior-weighted back-projection, however broad the posterior)
+        instead of keeping the most likely ones with their weights (biased towards
+        candidates that fit the noise when the posterior is broad).
+    start_temperature
+        Temperature of the first batch's posterior, annealed linearly to 1 at the end of
+        the first half of the run (a broad posterior first: the random start map knows
+        nothing).
+    memory_batches
+        The running Fourier sums forget old batches: each new batch enters with weight 1,
+        the sums so far are multiplied by ``1 − 1 / memory_batches`` (≥ 1; grows to the
+        number of batches per epoch from the second epoch on).
+    shift_range_px, shift_step_px
+        Origin offsets tried around each particle's current origin (pixels).
+    mask_radius
+        Radius of the soft spherical mask, as a fraction of the box.
+    positive
+        Clip negative density after each update.
+    regularisation
+        Relative Wiener term (of the mean CTF² weight inside the band).
+    rotations_per_block, pad_factor, seed
+        Work size, Fourier oversampling, seed of grids, batches and the start.
+    """
+
+    epochs: int = 4
+    batch_size: int = 250
+    n_rotations: int = 3000
+    start_resolution_a: float = 40.0
+    end_resolution_a: float = 20.0
+    top_k: int = 16
+    draw: bool = True
+    start_temperature: float = 4.0
+    memory_batches: float = 2.0
+    shift_range_px: float = 4.0
+    shift_step_px: float = 2.0
+    mask_radius: float = 0.45
+    positive: bool = True
+    regularisation: float = 0.05
+    rotations_per_block: int = 1500
+    pad_factor: float = 2.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        if (self.epochs < 1 or self.batch_size < 2 or self.n_rotations < 1 or self.top_k < 1
+                or self.start_resolution_a <= 0 or self.end_resolution_a <= 0
+                or self.start_temperature <= 0 or self.memory_batches < 1
+                or self.shift_range_px < 0 or self.shift_step_px <= 0 or not 0 < self.mask_radius <= 0.5):
+            raise ValueError("invalid soft search settings (epochs, batch size, rotations and top-k >= 1; "
+                             "resolutions and temperature > 0; memory >= 1 batch; mask radius in (0, 0.5])")
+
+
+@dataclass
+class SoftSearchResult:
+    """What :func:`soft_search` found.
+
+    Attributes
+    ----------
+    volume
+        `(d, d, d)` the final map (masked, its frame defines the poses).
+    rotations
+        `(n, 3, 3)` each particle's most likely pose in the last pass (package convention).
+    shifts_a
+        `(n, 2)` RELION origins (Å) of those candidates.
+    confidence
+        `(n,)` posterior weight of the most likely candidate (among its ``top_k``).
+    """
+
+    volume: np.ndarray
+    rotations: np.ndarray
+    shifts_a: np.ndarray
+    confidence: np.ndarray
+
+
+def _offsets(config: SoftSearchConfig) -> torch.Tensor:
+    k = int(np.floor(config.shift_range_px / config.shift_step_px + 1e-9))
+    g = torch.arange(-k, k + 1, dtype=torch.float32) * config.shift_step_px
+    return torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
+
+
+class _FourierSums:
+    """Running Wiener sums ``Σ w·C·X`` and ``Σ w·C²`` on the centred padded grid."""
+
+    def __init__(self, p: int, device: torch.device) -> None:
+        self.p = p
+        self.num = torch.zeros(2, p**3, device=device)  # real, imaginary
+        self.den = torch.zeros(p**3, device=device)
+
+    def decay(self, factor: float) -> None:
+        self.num *= factor
+        self.den *= factor
+
+    def insert(self, k: torch.Tensor, values: torch.Tensor, ctf2: torch.Tensor, rotations: torch.Tensor
+               ) -> None:
+        """Trilinear insertion of `(r, m)` complex ``values`` (already weighted) and `(r, m)`
+        ``ctf2`` weights, sampled at `(m, 3)` frequencies ``k`` (cycles/padded pixel, xyz)
+        of the image plane of `(r, 3, 3)` poses, and of their Friedel mates."""
+        p = self.p
+        coords = (k @ rotations).reshape(-1, 3)  # R^T k: (r·m, 3)
+        coords = torch.cat([coords, -coords]) * p + p // 2
+        vals = values.reshape(-1)
+        vals = torch.cat([vals, vals.conj()])
+        w2 = ctf2.reshape(-1).repeat(2)
+        base = coords.floor()
+        frac = coords - base
+        base = base.long()
+        for corner in range(8):
+            d = torch.tensor([(corner >> a) & 1 for a in range(3)], device=coords.device)
+            idx = base + d
+            tri = torch.where(d.bool(), frac, 1 - frac).prod(-1)
+            ok = ((idx >= 0) & (idx < p)).all(-1)
+            flat = (idx[:, 2] * p + idx[:, 1]) * p + idx[:, 0]  # [z, y, x]
+            flat, tri = flat[ok], tri[ok]
+            v = vals[ok] * tri
+            self.num[0].index_add_(0, flat, v.real)
+            self.num[1].index_add_(0, flat, v.imag)
+            self.den.index_add_(0, flat, w2[ok] * tri)
+
+    def volume(self, size: int, fmax: float, regularisation: float, mask: torch.Tensor,
+               positive: bool) -> torch.Tensor:
+        """The `(size,)*3` real map of the sums (Wiener) up to ``fmax`` (cycles/pixel),
+        gridding-corrected, masked."""
+        p = self.p
+        g = torch.arange(p, device=self.den.device, dtype=torch.float32) - p // 2
+        r = torch.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2).reshape(-1)
+        inside = r <= fmax * p
+        mean = self.den[inside].mean().clamp_min(1e-20)
+        ft = torch.complex(self.num[0], self.num[1]) / (self.den + regularisation * mean)
+        ft = torch.where(inside, ft, torch.zeros_like(ft)).reshape(p, p, p)
+        vol = torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(ft)).real)
+        vol = vol / radial_gridding_correction(p, 1.0, device=vol.device)
+        a = (p - size) // 2
+        vol = vol[a : a + size, a : a + size, a : a + size] * mask
+        return vol.clamp_min(0) if positive else vol
+
+
+def _image_samples(images: Any, shifts_a: np.ndarray, ctf: CTFParams | None, matcher: SliceMatcher,
+                   pixel_size_a: float, chunk: int, device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(n, m)` disc samples of every image (re-centred) and of its CTF (ones without)."""
+    n = len(images)
+    size = int(np.asarray(images[0:1]).shape[-1])
+    xs, cs = [], []
+    for start in range(0, n, chunk):
+        idx = np.arange(start, min(n, start + chunk))
+        x = prepare_matching_images(images, idx, pixel_size_a, shifts_a, (matcher.p - size) // 2, device)
+        xs.append(x[..., matcher.mask])
+        if ctf is None:
+            cs.append(torch.ones(len(idx), int(matcher.mask.sum()), device=device))
+        else:
+            c = compute_ctf_rfft(ctf.subset(idx), matcher.p, pixel_size_a, device)
+            cs.append(torch.fft.fftshift(c, dim=(-2,))[..., matcher.mask])
+    return torch.cat(xs), torch.cat(cs)
+
+
+class _Search:
+    """The state of one soft search: the images' disc samples, the running sums, the map."""
+
+    def __init__(self, images: Any, pixel_size_a: float, shifts_a: np.ndarray, ctf: CTFParams | None,
+                 config: SoftSearchConfig, device: torch.device) -> None:
+        self.config, self.px, self.device = config, pixel_size_a, device
+        self.d = d = int(np.asarray(images[0:1]).shape[-1])
+        fmax_end = min(0.5, pixel_size_a / min(config.start_resolution_a, config.end_resolution_a))
+        self.blank = SliceMatcher(torch.zeros(d, d, d), fmax_end, config.pad_factor, device)
+        self.x, self.c = _image_samples(images, shifts_a, ctf, self.blank, pixel_size_a, 256, device)
+        self.offsets = _offsets(config).to(device)
+        self.mask = spherical_mask(d, config.mask_radius * d, 3.0, device=device)
+        self.sums = _FourierSums(self.blank.p, device)
+        self.rng = np.random.default_rng(config.seed)
+        self.gen = torch.Generator().manual_seed(config.seed)
+
+    def resolution_a(self, frac: float) -> float:
+        c = self.config
+        return c.start_resolution_a + (c.end_resolution_a - c.start_resolution_a) * frac
+
+    def grid(self) -> torch.Tensor:
+        rot = sample_orientations(self.config.n_rotations, "uniform", seed=int(self.rng.integers(2**31)))
+        return torch.from_numpy(rot).to(self.device, torch.float32)
+
+    def matcher(self, volume: torch.Tensor | None, fmax: float) -> tuple[SliceMatcher, torch.Tensor]:
+        """A matcher of ``volume`` up to ``fmax`` and its samples among the stored ones."""
+        d = self.d
+        m = SliceMatcher(volume if volume is not None else torch.zeros(d, d, d), fmax, self.config.pad_factor,
+                         self.device)
+        return m, m.mask[self.blank.mask]
+
+    def update(self, volume: torch.Tensor | None, idx: np.ndarray, frac: float, forget: float
+               ) -> torch.Tensor:
+        """One batch: candidates drawn against ``volume`` (random poses without one), their
+        back-projection into the sums (old batches times ``forget``), the new map."""
+        config = self.config
+        fmax = min(0.5, self.px / self.resolution_a(frac))
+        matcher, sub = self.matcher(volume, fmax)
+        w = self.blank.weight[sub]
+        x, c = self.x[idx][:, sub], self.c[idx][:, sub]
+        grid = self.grid()
+        if volume is None:  # the start: the batch at random poses
+            rot = grid[torch.randint(0, len(grid), (len(idx),), generator=self.gen)][:, None]
+            off = torch.zeros(len(idx), 1, dtype=torch.long, device=self.device)
+            weight = torch.ones(len(idx), 1, device=self.device)
+        else:
+            temperature = max(1.0, config.start_temperature * (1 - 2 * frac))
+            rot, off, weight = _posterior_top_k(matcher, x, c, w, self.offsets, grid, config, temperature,
+                                                self.gen if config.draw else None)
+        phases = self.blank.shift_phases(self.offsets)[:, sub]  # (t, m)
+        scale = weight[..., None] * w / 2  # each sample and its Friedel mate: half the rfft weight
+        vals = x[:, None, :] * phases[off] * c[:, None, :] * scale
+        ctf2 = (c * c)[:, None, :] * scale
+        self.sums.decay(forget if volume is not None else 0.0)
+        m = vals.shape[-1]
+        self.sums.insert(self.blank._k[sub], vals.reshape(-1, m), ctf2.reshape(-1, m), rot.reshape(-1, 3, 3))
+        return self.sums.volume(self.d, fmax, config.regularisation, self.mask, config.positive)
+
+    def assign(self, volume: torch.Tensor, idx: np.ndarray, fmax: float, grid: torch.Tensor
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`(b, 3, 3)` most likely poses, `(b,)` offset indices and posterior weights."""
+        matcher, sub = self.matcher(volume, fmax)
+        rot, off, weight = _posterior_top_k(matcher, self.x[idx][:, sub], self.c[idx][:, sub],
+                                            self.blank.weight[sub], self.offsets, grid, self.config, 1.0)
+        return rot[:, 0].cpu().double().numpy(), off[:, 0].cpu().numpy(), weight[:, 0].cpu().numpy()
+
+
+def soft_search(
+    images: Any,
+    pixel_size_a: float,
+    shifts_a: np.ndarray | None = None,
+    ctf: CTFParams | None = None,
+    config: SoftSearchConfig | None = None,
+    device: torch.device | str = "cpu",
+    reference: np.ndarray | torch.Tensor | None = None,
+) -> Generator[Progress, None, SoftSearchResult]:
+    """A map and every particle's pose from the images alone (see the module docstring).
+
+    Parameters
+    ----------
+    images
+        `(n, d, d)` sliceable particle stack.
+    pixel_size_a
+        Pixel size (Å).
+    shifts_a
+        `(n, 2)` current RELION origins (Å); offsets are searched around them.
+    ctf
+        Per-particle CTF; None: none.
+    config
+        :class:`SoftSearchConfig`.
+    reference
+        Optional `(d, d, d)` start map (low-pass it first); None: a random start.
+
+    Yields
+    ------
+    Progress
+        Stage ``"soft search"``: one unit per particle and epoch, each event with the
+        current map (``data["volume"]``); then one unit per particle of the final
+        assignment.
+
+    Returns
+    -------
+    SoftSearchResult
+        The map and poses in the map's own (arbitrary) frame.
+    """
+    config = config or SoftSearchConfig()
+    config.validate()
+    n = len(images)
+    _, shifts_a = checked_arrays(images, np.broadcast_to(np.eye(3), (n, 3, 3)), shifts_a, ctf,
+                                 minimum=MIN_PARTICLES)
+    batch = min(config.batch_size, n)
+    per_epoch = int(np.ceil(n / batch))
+    total = config.epochs * per_epoch
+    try:
+        search = _Search(images, pixel_size_a, shifts_a, ctf, config, torch.device(device))
+        volume = None if reference is None else torch.as_tensor(reference, dtype=torch.float32).to(
+            search.device) * search.mask
+        for step in range(total):
+            epoch, b0 = divmod(step, per_epoch)
+            if b0 == 0:
+                order = search.rng.permutation(n)
+            idx = np.sort(order[b0 * batch : (b0 + 1) * batch])
+            frac = step / max(1, total - 1)
+            memory = config.memory_batches if epoch == 0 else max(config.memory_batches, per_epoch)
+            volume = search.update(volume, idx, frac, 1 - 1 / memory)
+            yield Progress("soft search", min(n, (b0 + 1) * batch) + epoch * n, config.epochs * n,
+                           f"epoch {epoch + 1}/{config.epochs}, {search.resolution_a(frac):.0f} Å",
+                           {"volume": volume.cpu().numpy()})
+        # every particle's most likely candidate against the final map
+        rotations, best_off, confidence = np.zeros((n, 3, 3)), np.zeros(n, dtype=np.int64), np.zeros(n)
+        fmax, grid = min(0.5, pixel_size_a / search.resolution_a(1.0)), search.grid()
+        for b0 in range(0, n, batch):
+            idx = np.arange(b0, min(n, b0 + batch))
+            rotations[idx], best_off[idx], confidence[idx] = search.assign(volume, idx, fmax, grid)
+            yield Progress("soft search", int(idx[-1]) + 1, n, "final assignment")
+    except RuntimeError as err:
+        raise EngineError(f"soft search failed: {err}") from err
+    new_shifts = shifts_a + search.offsets.cpu().numpy()[best_off] * pixel_size_a
+    return SoftSearchResult(volume.cpu().numpy(), rotations, new_shifts, confidence)
+
+
+def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w: torch.Tensor,
+                     offsets: torch.Tensor, grid: torch.Tensor, config: SoftSearchConfig, temperature: float,
+                     generator: torch.Generator | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`(b, K, 3, 3)` poses, `(b, K)` offset indices and `(b, K)` weights (summing to 1) of
+    ``K = top_k`` candidates per particle: the most likely ones with their posterior
+    weights, or, given a ``generator``, ``K`` draws from the posterior with equal weights.
+
+    The Gaussian log-likelihood of candidate ``k`` with the map at amplitude ``a``:
+    ``(a·Re⟨C·P_k, X⟩ − a²·‖C·P_k‖² / 2) / σ²`` (weighted sums over the disc). ``a`` is one
+    least-squares amplitude for the batch (the median over its particles at their best
+    normalised correlation) and ``σ²`` each particle's residual power per coefficient
+    there. Unlike the normalised correlation alone, a weak map gives a broad posterior:
+    noise cannot be fitted at any amplitude."""
+    b, t = len(x), len(offsets)
+    phases = matcher.shift_phases(offsets)  # (t, m)
+    xt = (x[:, None, :] * phases[None] * c[:, None, :]).reshape(-1, x.shape[-1]) * w  # (b·t, m)
+    c2w = c * c * w
+    us, es = [], []
+    for s0 in range(0, len(grid), config.rotations_per_block):
+        s = matcher.slices(grid[s0 : s0 + config.rotations_per_block])  # (kb, m)
+        us.append((xt @ s.conj().T).real.reshape(b, t, -1))
+        es.append((c2w @ (s.abs() ** 2).T)[:, None, :].expand(b, t, -1))
+    u = torch.cat(us, -1).reshape(b, -1)  # (b, t·k): offset-major
+    e = torch.cat(es, -1).reshape(b, -1).clamp_min(1e-20)
+    best = (u / e.sqrt()).argmax(1)
+    rows = torch.arange(b, device=x.device)
+    ub, eb = u[rows, best], e[rows, best]
+    a = (ub / eb).median().clamp_min(1e-12)
+    xx = (w * x.abs() ** 2).sum(-1)
+    sigma2 = ((xx - 2 * a * ub + a * a * eb) / w.sum()).clamp_min(1e-20 * xx.clamp_min(1e-30) / w.sum())
+    logp = (a * u - a * a * e / 2) / (sigma2[:, None] * temperature)
+    k = min(config.top_k, logp.shape[1])
+    if generator is None:  # the most likely candidates, weighted by their posterior
+        val, pos = logp.topk(k, dim=1)
+        weight = torch.softmax(val, 1)
+    else:  # k candidates drawn from the posterior without replacement (Gumbel top-k), equal weights
+        g = -torch.log(-torch.log(torch.rand(logp.shape, generator=generator).clamp(1e-12, 1 - 1e-12)))
+        _, pos = (logp + g.to(logp.device)).topk(k, dim=1)
+        weight = torch.full(pos.shape, 1.0 / k, device=logp.device)
+    kg = len(grid)
+    return grid[pos % kg], pos // kg, weight

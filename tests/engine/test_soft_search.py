@@ -1,0 +1,50 @@
+"""The stochastic soft search: a map and poses without any truth."""
+
+import numpy as np
+import pytest
+
+from napari_cryorient.engine.fourier import lowpass_volume
+from napari_cryorient.engine.jobs import Progress, run_job
+from napari_cryorient.engine.simulate import SimulationConfig, simulate_particles
+from napari_cryorient.engine.soft_search import SoftSearchConfig, soft_search
+from napari_cryorient.method.evaluate import harmless_alignment
+
+FAST = SoftSearchConfig(batch_size=100, n_rotations=2000, start_resolution_a=24.0, end_resolution_a=12.0,
+                        shift_range_px=0.0)
+
+
+@pytest.fixture(scope="module")
+def clean(small_map):
+    return run_job(simulate_particles(small_map, 4.0, SimulationConfig(n_particles=400, snr_db=10.0, seed=4)))
+
+
+def test_a_right_start_is_kept_and_sharpened(small_map, clean):
+    start = lowpass_volume(small_map, 24.0, 4.0)
+    found = run_job(soft_search(clean.images, 4.0, None, None, SoftSearchConfig(
+        epochs=1, batch_size=100, n_rotations=3000, start_resolution_a=16.0, end_resolution_a=12.0,
+        shift_range_px=0.0), reference=start))
+    err = harmless_alignment(found.rotations, clean.rotations)
+    assert err.median_deg < 15.0  # 3 000 random poses are ~14° apart
+    assert found.volume.shape == (32, 32, 32)
+    assert np.isfinite(found.volume).all() and found.volume.min() >= 0  # positive density
+    assert ((found.confidence > 0) & (found.confidence <= 1)).all()
+
+
+def test_from_nothing_the_poses_of_clean_particles_are_found(clean):
+    events = []
+    found = run_job(soft_search(clean.images, 4.0, None, None, FAST), events.append)
+    err = harmless_alignment(found.rotations, clean.rotations)
+    assert err.median_deg < 25.0
+    # against random poses the same alignment gives ~90° and more
+    shuffled = harmless_alignment(found.rotations[::-1], clean.rotations)
+    assert shuffled.median_deg > 60.0
+    stages = {e.stage for e in events if isinstance(e, Progress)}
+    assert stages == {"soft search"}
+    assert all(e.done <= e.total for e in events)
+
+
+def test_too_few_particles_or_bad_settings_are_refused(clean):
+    with pytest.raises(ValueError, match="at least"):
+        run_job(soft_search(clean.images[:10], 4.0, None, None, FAST))
+    with pytest.raises(ValueError, match="soft search settings"):
+        run_job(soft_search(clean.images, 4.0, None, None, SoftSearchConfig(top_k=0)))
