@@ -20,10 +20,11 @@ def sim(tmp_path_factory):
     return out
 
 
-def test_ab_initio_writes_every_output(sim, tmp_path):
+@pytest.mark.parametrize("start", ["generalist", "soft-search"])
+def test_ab_initio_writes_every_output(sim, tmp_path, start):
     out = tmp_path / "ai"
     assert main(["ab-initio", "--star", str(sim / "ctf" / "particles.star"), "--out", str(out),
-                 "--preset", "quick", "--rounds", "0", "--device", "cpu"]) == 0
+                 "--preset", "quick", "--rounds", "0", "--start", start, "--device", "cpu"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(["particles.star", "map.mrc", "map_half1.mrc", "map_half2.mrc", "fsc.json",
                             "rounds.json", "network_half1.pt", "network_half2.pt"])
