@@ -480,10 +480,12 @@ def test_the_half_map_fsc_is_shown_beside_random_poses_and_warns_when_no_better(
     assert not errors, errors
 
 
+@pytest.mark.parametrize("start", ["generalist", "soft-search"])
 def test_no_truth_mode_shows_each_round_and_the_random_pose_baseline(make_napari_viewer, qtbot, errors,
-                                                                     monkeypatch):
-    """Ab initio on an adopted stack, no network trained: the shipped generalist is used,
-    rounds appear as they finish, the found origins go on to Reconstruct."""
+                                                                     monkeypatch, start):
+    """Ab initio on an adopted stack, no network trained: the shipped generalist is used
+    (or the soft search starts), rounds appear as they finish, the found origins go on to
+    Reconstruct."""
     from dataclasses import replace
 
     import napari_cryorient.widgets.recover as recover_module
@@ -500,6 +502,17 @@ def test_no_truth_mode_shows_each_round_and_the_random_pose_baseline(make_napari
     r = RecoverWidget(viewer)
     r.mode.value = recover_module.NO_TRUTH
     r.preset.value = "quick"
+    r.start_from.value = start
+    import napari_cryorient.method.ab_initio as ab_initio_module
+
+    soft_calls = []
+    real_soft = ab_initio_module.soft_search
+
+    def spy_soft(*args, **kwargs):
+        soft_calls.append(len(args[0]))
+        return (yield from real_soft(*args, **kwargs))
+
+    monkeypatch.setattr(ab_initio_module, "soft_search", spy_soft)
     rounds_seen = []
     original = r._show_round
 
@@ -512,6 +525,8 @@ def test_no_truth_mode_shows_each_round_and_the_random_pose_baseline(make_napari
     qtbot.waitUntil(lambda: not r.runner.running, timeout=300_000)
     assert not errors, errors
     assert rounds_seen and rounds_seen[0] == "refine"  # shown when the first round finished
+    # the chosen start ran: the soft search on half 1 only, or not at all
+    assert soft_calls == ([100] if start == "soft-search" else [])
     assert recover_module.MAP in viewer.layers and recover_module.LAYER in viewer.layers
     assert len(viewer.layers[recover_module.LAYER].data) == 200
     assert "random poses give" in r.status.text()

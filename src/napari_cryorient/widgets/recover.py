@@ -24,7 +24,7 @@ from ..engine.align import AlignmentResult
 from ..engine.reassign import ReassignConfig
 from ..io.checkpoint import load_generalist
 from ..method import RecoverySettings, recover_poses
-from ..method.ab_initio import AbInitioResult, AbInitioSettings, ab_initio
+from ..method.ab_initio import STARTS, AbInitioResult, AbInitioSettings, ab_initio
 from ..method.evaluate import harmless_alignment, random_pose_baseline
 from ..method.presets import METHOD_PRESETS
 from ..method.recover import MIN_PARTICLES
@@ -63,13 +63,16 @@ class RecoverWidget(JobWidget):
         self.origins = CheckBox(name="origins", label="refine origins too (off-centre picks)", value=False)
         self.second_chance = CheckBox(name="second_chance", label="global second chance after refinement",
                                       value=False)
+        # no truth: where the start map comes from (the network's recovery, or a soft search)
+        self.start_from = ComboBox(name="start_from", label="start (no truth)", choices=list(STARTS),
+                                   value="generalist")
         self.preset.changed.connect(self._apply_preset)
         self._searched_origins = False
         self.inplane = CheckBox(name="inplane", label="show in-plane directions (vectors)", value=False)
         self.seed = SpinBox(name="seed", label="seed", min=0, max=2**31 - 1, value=0)
         form = Container(
-            widgets=[self.mode, self.preset, self.steps, self.restarts, self.resolve, self.refine,
-                     self.origins, self.second_chance, self.inplane, self.seed]
+            widgets=[self.mode, self.preset, self.start_from, self.steps, self.restarts, self.resolve,
+                     self.refine, self.origins, self.second_chance, self.inplane, self.seed]
         )
         super().__init__(napari_viewer, form, start_text="Recover")
         style = plot_style(napari_viewer)
@@ -146,7 +149,8 @@ class RecoverWidget(JobWidget):
         model = self.require_model() if self.session.checkpoint is not None else load_generalist()
         if not model.any_box and model.original_box != particles.box:
             model = load_generalist()
-        settings = AbInitioSettings.preset(self.preset.value, seed=self.seed.value)
+        settings = AbInitioSettings.preset(self.preset.value, seed=self.seed.value,
+                                           start=self.start_from.value)
         ctf_mode = "wiener" if particles.ctf is not None else "none"
         self._losses, self._estimate = [], None
         truth = ds.truth
