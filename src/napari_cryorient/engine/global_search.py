@@ -24,7 +24,7 @@ import torch
 
 from .ctf import CTFParams, compute_ctf_rfft
 from .jobs import EngineError, Progress
-from .matching import SliceMatcher, prepare_matching_images
+from .matching import SliceMatcher, offset_grid, prepare_matching_images
 from .particles import checked_arrays
 from .so3 import sample_orientations
 
@@ -92,12 +92,6 @@ class GlobalSearchResult:
     scores: np.ndarray
 
 
-def _offsets(config: GlobalSearchConfig) -> torch.Tensor:
-    k = int(np.floor(config.shift_range_px / config.shift_step_px + 1e-9))
-    g = torch.arange(-k, k + 1, dtype=torch.float32) * config.shift_step_px
-    return torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
-
-
 def global_search(
     images: Any,
     reference: torch.Tensor | np.ndarray,
@@ -143,7 +137,7 @@ def global_search(
     fmax = min(0.5, pixel_size_a / config.resolution_a)
     grid = torch.from_numpy(sample_orientations(config.n_rotations, "uniform", seed=config.seed)).to(
         device, torch.float32)
-    offsets = _offsets(config).to(device)
+    offsets = offset_grid(config.shift_range_px, config.shift_step_px).to(device)
     t = len(offsets)
     gen = torch.Generator().manual_seed(config.seed + 1)
     try:

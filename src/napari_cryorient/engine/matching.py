@@ -19,7 +19,7 @@ from .fourier import load_images, prepare_rfft
 from .frequencies import frequency_grid, friedel_weights
 from .projector import gridding_corrected_padded
 
-__all__ = ["SliceMatcher", "pose_scores", "prepare_matching_images"]
+__all__ = ["SliceMatcher", "offset_grid", "pose_scores", "prepare_matching_images"]
 
 
 class SliceMatcher:
@@ -97,6 +97,14 @@ class SliceMatcher:
         best = scores.max(1).values
         sigma2 = ((xx - best**2) / self.weight.sum()).clamp_min(1e-20 * xx.clamp_min(1e-30))
         return (scores**2 - best[:, None] ** 2) / (2 * sigma2[:, None])
+
+
+def offset_grid(range_px: float, step_px: float) -> torch.Tensor:
+    """`(t, 2)` origin offsets ``(dx, dy)`` (pixels) of a square grid: ``±range_px`` in steps
+    of ``step_px`` (``(0, 0)`` alone when the range is under one step)."""
+    k = int(np.floor(range_px / step_px + 1e-9))
+    g = torch.arange(-k, k + 1, dtype=torch.float32) * step_px
+    return torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
 
 
 def prepare_matching_images(images: Any, index: np.ndarray, pixel_size_a: float, shifts_a: np.ndarray,

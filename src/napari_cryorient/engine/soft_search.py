@@ -35,7 +35,7 @@ import torch
 from .ctf import CTFParams, compute_ctf_rfft
 from .jobs import EngineError, Progress
 from .masks import spherical_mask
-from .matching import SliceMatcher, prepare_matching_images
+from .matching import SliceMatcher, offset_grid, prepare_matching_images
 from .particles import checked_arrays
 from .projector import radial_gridding_correction
 from .so3 import sample_orientations
@@ -136,12 +136,6 @@ class SoftSearchResult:
     confidence: np.ndarray
 
 
-def _offsets(config: SoftSearchConfig) -> torch.Tensor:
-    k = int(np.floor(config.shift_range_px / config.shift_step_px + 1e-9))
-    g = torch.arange(-k, k + 1, dtype=torch.float32) * config.shift_step_px
-    return torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
-
-
 class _FourierSums:
     """Running Wiener sums ``Σ w·C·X`` and ``Σ w·C²`` on the centred padded grid."""
 
@@ -227,7 +221,7 @@ class _Search:
         fmax_end = min(0.5, pixel_size_a / min(config.start_resolution_a, config.end_resolution_a))
         self.blank = SliceMatcher(torch.zeros(d, d, d), fmax_end, config.pad_factor, device)
         self.x, self.c = _image_samples(images, shifts_a, ctf, self.blank, pixel_size_a, 256, device)
-        self.offsets = _offsets(config).to(device)
+        self.offsets = offset_grid(config.shift_range_px, config.shift_step_px).to(device)
         self.mask = spherical_mask(d, config.mask_radius * d, 3.0, device=device)
         self.sums = _FourierSums(self.blank.p, device)
         self.rng = np.random.default_rng(config.seed)
