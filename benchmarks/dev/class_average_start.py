@@ -2,7 +2,7 @@
 search on the averages; the map (resized back to the particles' box) scored by a global
 search of the half's particles against it, errors after the harmless rotation only.
 
-usage: python -m benchmarks.dev.class_average_start CASE [N] [classes] [iterations] [resolution_a]
+usage: python -m benchmarks.dev.class_average_start CASE [N] [classes] [iterations] [resolution_a] [draws]
 """
 import json
 import sys
@@ -32,7 +32,8 @@ sim = run_job(simulate_particles(vol, px, SimulationConfig(
     n_particles=n, snr_db=snr, ctf=True, defocus_range_um=(1.0, 2.5), shift_std_a=3.0 * px,
     amplitude_contrast=0.1, seed=0)))
 t = time.perf_counter()
-classes = run_job(classify_2d(sim.images, px, None, sim.ctf, Classify2DConfig(n_classes=k, iterations=iters, resolution_a=float(sys.argv[5]) if len(sys.argv) > 5 else 15.0)),
+classes = run_job(classify_2d(sim.images, px, None, sim.ctf, Classify2DConfig(n_classes=k, iterations=iters, resolution_a=float(sys.argv[5]) if len(sys.argv) > 5 else 15.0,
+                                                           draws=int(sys.argv[6]) if len(sys.argv) > 6 else 0)),
                   lambda e: print(e.message, flush=True))
 t_cls = time.perf_counter() - t
 keep = classes.counts >= 5
@@ -57,7 +58,7 @@ start = fourier_resize_volume(torch.from_numpy(found.volume), d).numpy()
 start = lowpass_volume(start, 12 * px, px)
 g = run_job(global_search(sim.images, start, px, None, sim.ctf, GlobalSearchConfig(resolution_a=12 * px)))
 a = harmless_alignment(g.rotations, sim.rotations)
-print(json.dumps({"case": case, "n": n, "classes": k, "iterations": iters, "kept": int(keep.sum()),
+print(json.dumps({"case": case, "n": n, "classes": k, "iterations": iters, "argv": sys.argv[1:], "kept": int(keep.sum()),
                   "classify_s": round(t_cls), "soft_s": round(t_soft),
                   "search_vs_class_map_harmless": [round(a.mean_deg, 1), round(a.median_deg, 1), round(a.p90_deg, 1)]}),
       flush=True)

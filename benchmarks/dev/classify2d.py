@@ -58,8 +58,13 @@ class Classify2DConfig:
         Highest resolution compared (Å): the images are Fourier-cropped to it.
     max_shift_px
         Shifts tried, in pixels of the band's box (every integer shift within it).
+    draws
+        0: each image takes its best class, angle and shift (hard EM). Above 0: that many
+        candidates drawn from each image's posterior ``∝ exp(a·cc)`` (``a`` the median best
+        correlation of the chunk: the class amplitude in units of the standardised noise),
+        each averaged with weight ``1 / draws`` (soft EM).
     chunk, seed
-        Images per work chunk; seed of the start.
+        Images per work chunk; seed of the start and of the draws.
     """
 
     n_classes: int | None = None
@@ -69,6 +74,7 @@ class Classify2DConfig:
     resolution_a: float = 20.0
     max_shift_px: int = 2
     chunk: int = 64
+    draws: int = 0
     seed: int = 0
 
     def validate(self) -> None:
@@ -175,12 +181,17 @@ def classify_2d(
         assignment = rng.integers(0, k, n)
         turn = torch.from_numpy(rng.integers(0, config.n_angles, n))
         shift = torch.zeros(n, 2)
+        gen = torch.Generator().manual_seed(config.seed)
+        rows = torch.arange(n)
         for it in range(config.iterations):
-            averages = _averages(x, assignment, turn, shift, angles, k, rng) * mask
-            assignment, turn, shift = _assign(x, averages, angles, config)
+            averages = _averages(x[rows], assignment, turn, shift, angles, k, rng) * mask
+            assignment, turn, shift, rows = _assign(x, averages, angles, config, gen)
             yield Progress("classify 2D", it + 1, config.iterations,
                            f"iteration {it + 1}/{config.iterations}, {len(np.unique(assignment))} classes used")
-        averages = _averages(x, assignment, turn, shift, angles, k, rng) * mask
+        averages = _averages(x[rows], assignment, turn, shift, angles, k, rng) * mask
+        if config.draws:  # each image's most frequent draw stands for its class
+            per = assignment.reshape(n, config.draws)
+            assignment = np.array([np.bincount(r).argmax() for r in per])
     except RuntimeError as err:
         raise EngineError(f"2D classification failed: {err}") from err
     counts = np.bincount(assignment, minlength=k)
@@ -206,9 +217,10 @@ def _averages(x: torch.Tensor, assignment: np.ndarray, turn: torch.Tensor, shift
     return out / counts[:, None, None]
 
 
-def _assign(x: torch.Tensor, averages: torch.Tensor, angles: torch.Tensor, config: Classify2DConfig
-            ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """Best class, angle index and shift of every image (cross-correlation over shifts)."""
+def _assign(x: torch.Tensor, averages: torch.Tensor, angles: torch.Tensor, config: Classify2DConfig,
+            gen: torch.Generator) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class, angle index and shift of every image (best, or ``draws`` draws per image), and
+    the image row of each (cross-correlation over shifts)."""
     k, b = averages.shape[0], averages.shape[-1]
     a = len(angles)
     templates = _rotate(averages, angles).reshape(k * a, b, b)
@@ -216,20 +228,22 @@ def _assign(x: torch.Tensor, averages: torch.Tensor, angles: torch.Tensor, confi
     tf = torch.fft.rfft2(templates).conj()
     s = config.max_shift_px
     window = torch.arange(-s, s + 1) % b
-    out_cls = np.zeros(len(x), dtype=np.int64)
-    out_turn = torch.zeros(len(x), dtype=torch.long)
-    out_shift = torch.zeros(len(x), 2)
+    w = len(window)
+    picks, rows = [], []
     for start in range(0, len(x), config.chunk):
         xf = torch.fft.rfft2(x[start : start + config.chunk])
         cc = torch.fft.irfft2(xf[:, None] * tf[None], s=(b, b))  # (c, k·a, b, b): cc[dy, dx]
-        cc = cc[:, :, window][:, :, :, window]  # (c, k·a, w, w)
-        best = cc.flatten(1).argmax(1)
-        w = len(window)
-        ka, pos = best // (w * w), best % (w * w)
-        cls, ang = ka // a, ka % a
-        dy, dx = pos // w - s, pos % w - s
-        rows = slice(start, start + len(xf))
-        out_cls[rows] = cls.numpy()
-        out_turn[rows] = ang
-        out_shift[rows] = torch.stack([dx, dy], -1).float()  # image = template moved by (dx, dy)
-    return out_cls, out_turn, out_shift
+        cc = cc[:, :, window][:, :, :, window].flatten(1)  # (c, k·a·w·w)
+        if config.draws:
+            amp = cc.max(1).values.median().clamp_min(1e-6)
+            g = -torch.log(-torch.log(torch.rand(cc.shape, generator=gen).clamp(1e-12, 1 - 1e-12)))
+            best = (amp * cc + g).topk(config.draws, dim=1).indices  # (c, draws)
+        else:
+            best = cc.argmax(1)[:, None]
+        picks.append(best.reshape(-1))
+        rows.append(torch.arange(start, start + len(xf)).repeat_interleave(best.shape[1]))
+    best, rows = torch.cat(picks), torch.cat(rows)
+    ka, pos = best // (w * w), best % (w * w)
+    dy, dx = pos // w - s, pos % w - s
+    # image = template moved by (dx, dy)
+    return (ka // a).numpy(), ka % a, torch.stack([dx, dy], -1).float(), rows
