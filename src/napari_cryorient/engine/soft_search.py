@@ -4,16 +4,17 @@ The start of a truth-free reconstruction when no network knows the protein. A ra
 (the particles of the first batch back-projected at random poses) is refined batch by
 batch, as cryoSPARC's and RELION's stochastic ab initio do:
 
-1. every particle of a batch is scored against the current map's projections at
+1. every particle of a batch is compared with the current map's projections at
    ``n_rotations`` poses of a random uniform SO(3) grid (a new grid every batch) and a
-   small grid of origin offsets, at low resolution (the normalised correlation of
+   small grid of origin offsets, at low resolution (the Fourier samples of
    :class:`~napari_cryorient.engine.matching.SliceMatcher`, CTF applied);
-2. the scores become a posterior over the candidates, ``p_k ∝ exp(s_k² / (2 σ² T))``
-   (``σ²``: the particle's residual power per Fourier coefficient; ``T`` an annealed
-   temperature), kept on each particle's ``top_k`` most likely candidates;
-3. the batch is back-projected at those candidates, each weighted by its posterior, into
-   running Fourier sums (Wiener, CTF-weighted) that forget old batches: the map follows
-   the posterior, not a hard choice, so a wrong early map is left gradually;
+2. the comparisons become a posterior over the candidates from the Gaussian
+   log-likelihood ``(a·Re⟨C·P_k, X⟩ − a²‖C·P_k‖²/2) / (σ² T)`` (``a``: one amplitude per
+   batch; ``σ²``: the particle's residual power per Fourier coefficient; ``T``: an
+   annealed temperature), and ``top_k`` candidates per particle are drawn from it;
+3. the batch is back-projected at those candidates into running Fourier sums (Wiener,
+   CTF-weighted) that forget old batches: the map follows the posterior, not a hard
+   choice, so a wrong early map is left gradually;
 4. the new map is masked by a soft sphere and its negative density clipped.
 
 Only the few hundred Fourier samples of each image inside the resolution limit are kept
