@@ -2,7 +2,7 @@
 search on the averages; the map (resized back to the particles' box) scored by a global
 search of the half's particles against it, errors after the harmless rotation only.
 
-usage: python -m benchmarks.dev.class_average_start CASE [N] [classes] [iterations] [resolution_a] [draws]
+usage: python -m benchmarks.dev.class_average_start CASE [N] [classes] [iterations] [resolution_a] [draws] [split]
 """
 import json
 import sys
@@ -33,7 +33,8 @@ sim = run_job(simulate_particles(vol, px, SimulationConfig(
     amplitude_contrast=0.1, seed=0)))
 t = time.perf_counter()
 classes = run_job(classify_2d(sim.images, px, None, sim.ctf, Classify2DConfig(n_classes=k, iterations=iters, resolution_a=float(sys.argv[5]) if len(sys.argv) > 5 else 15.0,
-                                                           draws=int(sys.argv[6]) if len(sys.argv) > 6 else 0)),
+                                                           draws=int(sys.argv[6]) if len(sys.argv) > 6 else 0,
+                                                           split=len(sys.argv) > 7 and sys.argv[7] == "split")),
                   lambda e: print(e.message, flush=True))
 t_cls = time.perf_counter() - t
 keep = classes.counts >= 5

@@ -63,6 +63,9 @@ class Classify2DConfig:
         candidates drawn from each image's posterior ``∝ exp(a·cc)`` (``a`` the median best
         correlation of the chunk: the class amplitude in units of the standardised noise),
         each averaged with weight ``1 / draws`` (soft EM).
+    split
+        Every iteration but the last two, the smallest class restarts from the mean of a
+        random half of the largest one (k-means' remedy for two views merged in one class).
     chunk, seed
         Images per work chunk; seed of the start and of the draws.
     """
@@ -75,6 +78,7 @@ class Classify2DConfig:
     max_shift_px: int = 2
     chunk: int = 64
     draws: int = 0
+    split: bool = False
     seed: int = 0
 
     def validate(self) -> None:
@@ -185,6 +189,8 @@ def classify_2d(
         rows = torch.arange(n)
         for it in range(config.iterations):
             averages = _averages(x[rows], assignment, turn, shift, angles, k, rng) * mask
+            if config.split and it < config.iterations - 2:
+                averages = _split_largest(averages, x[rows], assignment, turn, shift, angles, rng) * mask
             assignment, turn, shift, rows = _assign(x, averages, angles, config, gen)
             yield Progress("classify 2D", it + 1, config.iterations,
                            f"iteration {it + 1}/{config.iterations}, {len(np.unique(assignment))} classes used")
@@ -196,6 +202,22 @@ def classify_2d(
         raise EngineError(f"2D classification failed: {err}") from err
     counts = np.bincount(assignment, minlength=k)
     return ClassAverages(averages.numpy(), px, counts, assignment)
+
+
+def _split_largest(averages: torch.Tensor, x: torch.Tensor, assignment: np.ndarray, turn: torch.Tensor,
+                   shift: torch.Tensor, angles: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """``averages`` with the smallest class replaced by the mean of a random half of the
+    largest class's images (in the class frame)."""
+    counts = np.bincount(assignment, minlength=len(averages))
+    big, small = int(counts.argmax()), int(counts.argmin())
+    members = np.flatnonzero(assignment == big)
+    if len(members) < 4 or big == small:
+        return averages
+    half = torch.from_numpy(rng.permutation(members)[: len(members) // 2])
+    one = np.zeros(len(half), dtype=np.int64)
+    out = averages.clone()
+    out[small] = _averages(x[half], one, turn[half], shift[half], angles, 1, rng)[0]
+    return out
 
 
 def _averages(x: torch.Tensor, assignment: np.ndarray, turn: torch.Tensor, shift: torch.Tensor,
