@@ -11,8 +11,7 @@ from dataclasses import fields, replace
 import numpy as np
 
 from benchmarks.ab_initio import MAPS, _cases
-from napari_cryorient.engine.fsc import compare_with_reference
-from napari_cryorient.engine.jobs import Progress, run_job
+from napari_cryorient.engine.jobs import run_job
 from napari_cryorient.engine.simulate import SimulationConfig, simulate_particles
 from napari_cryorient.engine.soft_search import SoftSearchConfig, soft_search
 from napari_cryorient.method.demo import load_demo_volume
@@ -45,22 +44,10 @@ if start is not None:
     from napari_cryorient.engine.fourier import lowpass_volume
     start = lowpass_volume(vol, start, px)
 job = soft_search(sim.images, px, None, sim.ctf, config, reference=start)
-k = 0
-try:
-    while True:
-        ev = next(job)
-        if isinstance(ev, Progress) and "volume" in ev.data:
-            k += 1
-            if k % 5 == 0:
-                r = compare_with_reference(ev.data["volume"], vol, px)
-                print(k, ev.message, "FSC0.5", round(r.best.resolution_05_a, 1), flush=True)
-except StopIteration as stop:
-    res = stop.value
+res = run_job(job)
 sec = time.perf_counter() - t
 a = harmless_alignment(res.rotations, sim.rotations)
-fsc = compare_with_reference(res.volume, vol, px)
-print(json.dumps({"case": case, "n": n, "changes": changes, "truth_start": sys.argv[3:], "seconds": round(sec),
+print(json.dumps({"case": case, "n": n, "changes": changes, "args": sys.argv[3:], "seconds": round(sec),
                   "harmless": [round(a.mean_deg, 1), round(a.median_deg, 1), round(a.p90_deg, 1)],
-                  "fsc05_vs_truth_A": round(fsc.best.resolution_05_a, 1), "hand": fsc.hand,
                   "origin_err_px": round(float(np.linalg.norm(res.shifts_a - sim.shifts_a, axis=1).mean() / px), 2),
                   "confidence_median": round(float(np.median(res.confidence)), 3)}), flush=True)

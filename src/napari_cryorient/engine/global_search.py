@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .ctf import CTFParams, compute_ctf_rfft
+from .ctf import CTFParams
 from .jobs import EngineError, Progress
-from .matching import SliceMatcher, offset_grid, prepare_matching_images
+from .matching import SliceMatcher, disc_samples, offset_grid
 from .particles import checked_arrays
 from .so3 import sample_orientations
 
@@ -133,7 +133,6 @@ def global_search(
     rot0 = np.broadcast_to(np.eye(3), (n, 3, 3))
     _, shifts_a = checked_arrays(images, rot0, shifts_a, ctf, minimum=1)
     device = torch.device(device)
-    size = int(np.asarray(images[0:1]).shape[-1])
     fmax = min(0.5, pixel_size_a / config.resolution_a)
     grid = torch.from_numpy(sample_orientations(config.n_rotations, "uniform", seed=config.seed)).to(
         device, torch.float32)
@@ -152,13 +151,10 @@ def global_search(
         best_score = np.full(n, -np.inf)
         for start in range(0, n, config.particles_per_chunk):
             idx = np.arange(start, min(n, start + config.particles_per_chunk))
-            x = prepare_matching_images(images, idx, pixel_size_a, shifts_a, (matcher.p - size) // 2,
-                                        device)[..., matcher.mask]  # (b, m)
+            x, c = disc_samples(matcher, images, idx, pixel_size_a, shifts_a, ctf, device)  # (b, m)
             c2 = torch.ones_like(x.real)
             power = (w * x.abs() ** 2).sum(-1) / w.sum()  # per coefficient: the noise level at low SNR
-            if ctf is not None:
-                c = torch.fft.fftshift(compute_ctf_rfft(ctf.subset(idx), matcher.p, pixel_size_a, device),
-                                       dim=(-2,))[..., matcher.mask]
+            if c is not None:
                 x, c2 = x * c, c * c
             xt = (x[:, None, :] * phases[None]).reshape(-1, x.shape[-1]) * w  # (b·t, m): C·X shifted
             b = len(idx)

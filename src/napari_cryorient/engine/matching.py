@@ -19,7 +19,7 @@ from .fourier import load_images, prepare_rfft
 from .frequencies import frequency_grid, friedel_weights
 from .projector import gridding_corrected_padded
 
-__all__ = ["SliceMatcher", "offset_grid", "pose_scores", "prepare_matching_images"]
+__all__ = ["SliceMatcher", "disc_samples", "offset_grid", "pose_scores", "prepare_matching_images"]
 
 
 class SliceMatcher:
@@ -97,6 +97,19 @@ class SliceMatcher:
         best = scores.max(1).values
         sigma2 = ((xx - best**2) / self.weight.sum()).clamp_min(1e-20 * xx.clamp_min(1e-30))
         return (scores**2 - best[:, None] ** 2) / (2 * sigma2[:, None])
+
+
+def disc_samples(matcher: SliceMatcher, images: Any, index: np.ndarray, pixel_size_a: float,
+                 shifts_a: np.ndarray, ctf: CTFParams | None, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`(b, m)` samples of the re-centred images ``index`` on ``matcher``'s disc, and of
+    their CTFs (None without)."""
+    size = int(np.asarray(images[0:1]).shape[-1])
+    x = prepare_matching_images(images, index, pixel_size_a, shifts_a, (matcher.p - size) // 2, device)
+    if ctf is None:
+        return x[..., matcher.mask], None
+    c = compute_ctf_rfft(ctf.subset(index), matcher.p, pixel_size_a, device)
+    return x[..., matcher.mask], torch.fft.fftshift(c, dim=(-2,))[..., matcher.mask]
 
 
 def offset_grid(range_px: float, step_px: float) -> torch.Tensor:

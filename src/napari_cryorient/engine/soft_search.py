@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .ctf import CTFParams, compute_ctf_rfft
+from .ctf import CTFParams
+from .frequencies import frequency_norm
 from .jobs import EngineError, Progress
 from .masks import spherical_mask
-from .matching import SliceMatcher, offset_grid, prepare_matching_images
+from .matching import SliceMatcher, disc_samples, offset_grid
 from .particles import checked_arrays
 from .projector import radial_gridding_correction
 from .so3 import sample_orientations
@@ -144,6 +145,8 @@ class _FourierSums:
         self.p = p
         self.num = torch.zeros(2, p**3, device=device)  # real, imaginary
         self.den = torch.zeros(p**3, device=device)
+        self._radius = frequency_norm((p, p, p), rfft=False, fftshift=True, device=device).reshape(-1)
+        self._gridding = radial_gridding_correction(p, 1.0, device=device)
 
     def decay(self, factor: float) -> None:
         self.num *= factor
@@ -180,14 +183,12 @@ class _FourierSums:
         """The `(size,)*3` real map of the sums (Wiener) up to ``fmax`` (cycles/pixel),
         gridding-corrected, masked."""
         p = self.p
-        g = torch.arange(p, device=self.den.device, dtype=torch.float32) - p // 2
-        r = torch.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2).reshape(-1)
-        inside = r <= fmax * p
+        inside = self._radius <= fmax  # cycles per pixel, as the samples
         mean = self.den[inside].mean().clamp_min(1e-20)
         ft = torch.complex(self.num[0], self.num[1]) / (self.den + regularisation * mean)
         ft = torch.where(inside, ft, torch.zeros_like(ft)).reshape(p, p, p)
         vol = torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(ft)).real)
-        vol = vol / radial_gridding_correction(p, 1.0, device=vol.device)
+        vol = vol / self._gridding
         a = (p - size) // 2
         vol = vol[a : a + size, a : a + size, a : a + size] * mask
         return vol.clamp_min(0) if positive else vol
@@ -197,18 +198,12 @@ def _image_samples(images: Any, shifts_a: np.ndarray, ctf: CTFParams | None, mat
                    pixel_size_a: float, chunk: int, device: torch.device
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """`(n, m)` disc samples of every image (re-centred) and of its CTF (ones without)."""
-    n = len(images)
-    size = int(np.asarray(images[0:1]).shape[-1])
     xs, cs = [], []
-    for start in range(0, n, chunk):
-        idx = np.arange(start, min(n, start + chunk))
-        x = prepare_matching_images(images, idx, pixel_size_a, shifts_a, (matcher.p - size) // 2, device)
-        xs.append(x[..., matcher.mask])
-        if ctf is None:
-            cs.append(torch.ones(len(idx), int(matcher.mask.sum()), device=device))
-        else:
-            c = compute_ctf_rfft(ctf.subset(idx), matcher.p, pixel_size_a, device)
-            cs.append(torch.fft.fftshift(c, dim=(-2,))[..., matcher.mask])
+    for start in range(0, len(images), chunk):
+        idx = np.arange(start, min(len(images), start + chunk))
+        x, c = disc_samples(matcher, images, idx, pixel_size_a, shifts_a, ctf, device)
+        xs.append(x)
+        cs.append(torch.ones_like(x.real) if c is None else c)
     return torch.cat(xs), torch.cat(cs)
 
 
@@ -308,9 +303,8 @@ def soft_search(
     Yields
     ------
     Progress
-        Stage ``"soft search"``: one unit per particle and epoch, each event with the
-        current map (``data["volume"]``); then one unit per particle of the final
-        assignment.
+        Stage ``"soft search"``: one unit per particle and epoch; then one unit per
+        particle of the final assignment.
 
     Returns
     -------
@@ -338,8 +332,7 @@ def soft_search(
             memory = config.memory_batches if epoch == 0 else max(config.memory_batches, per_epoch)
             volume = search.update(volume, idx, frac, 1 - 1 / memory)
             yield Progress("soft search", min(n, (b0 + 1) * batch) + epoch * n, config.epochs * n,
-                           f"epoch {epoch + 1}/{config.epochs}, {search.resolution_a(frac):.0f} Å",
-                           {"volume": volume.cpu().numpy()})
+                           f"epoch {epoch + 1}/{config.epochs}, {search.resolution_a(frac):.0f} Å")
         # every particle's most likely candidate against the final map
         rotations, best_off, confidence = np.zeros((n, 3, 3)), np.zeros(n, dtype=np.int64), np.zeros(n)
         fmax, grid = min(0.5, pixel_size_a / search.resolution_a(1.0)), search.grid()

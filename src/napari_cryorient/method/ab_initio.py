@@ -7,13 +7,13 @@ Input: a particle stack with its pixel size and CTFs, nothing else (no poses, no
    ambiguity choice, its own maps and its own network. The only thing the halves share is
    the start map, low-pass filtered far below the resolution that is claimed at the end
    (``start_resolution_a``, as RELION shares an initial reference at 30–60 Å).
-2. **Start.** By default a stochastic soft search (:mod:`~napari_cryorient.engine.soft_search`:
-   expectation–maximisation over a pose grid, batch by batch, from a random map) on half 1
-   gives a map; low-passed, it is the start. Or (``start="generalist"``) the generalist
-   network (trained on procedural proteins only, shipped with the package) gives features
-   of each half; recovery on SO(3) and the ambiguity step give poses, and the map of
-   half 1, low-passed, is the start. Or a user's ``reference`` map (e.g. a homologue),
-   low-passed the same way.
+2. **Start.** By default (``start="generalist"``) the generalist network (trained on
+   procedural proteins only, shipped with the package) gives features of each half;
+   recovery on SO(3) and the ambiguity step give poses, and the map of half 1, low-passed,
+   is the start. Or (``start="soft-search"``) a stochastic soft search
+   (:mod:`~napari_cryorient.engine.soft_search`: expectation–maximisation over a pose
+   grid, batch by batch, from a random map; no network) on half 1 gives a map,
+   low-passed the same way. Or a user's ``reference`` map (e.g. a homologue).
 3. **Global search.** Each half is matched over all of SO(3) and a grid of origins
    against its reference at low resolution, then reconstructed; a few iterations, each
    half against its own half-map from the second on.
@@ -176,7 +176,8 @@ class AbInitioResult:
     stage_poses
         `(n, 3, 3)` poses after each stage (``start``, ``search``, ``refine``, ``round k``):
         what the benchmark's ablation scores. ``start`` holds each half's own recovery
-        (each in its own frame).
+        (each in its own frame); after the soft-search start, only half 1's rows are poses
+        (half 2's are the identity: it had none before the global search).
     networks
         The network of each half after the last round (the generalist when none ran).
     """
