@@ -8,6 +8,7 @@ the normalised correlation ``s = Re⟨C·P, X⟩ / ‖C·P‖`` (C: the particle
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,13 @@ import torch.nn.functional as F
 from .ctf import CTFParams, compute_ctf_rfft
 from .fourier import load_images, prepare_rfft
 from .frequencies import frequency_grid, friedel_weights
+from .jobs import Progress
 from .projector import gridding_corrected_padded
+from .so3 import local_rotation_grid
 
-__all__ = ["SliceMatcher", "disc_samples", "offset_grid", "pose_scores", "prepare_matching_images"]
+__all__ = [
+    "SliceMatcher", "disc_samples", "local_search", "offset_grid", "pose_scores", "prepare_matching_images",
+]
 
 
 class SliceMatcher:
@@ -62,11 +67,16 @@ class SliceMatcher:
                rotations: torch.Tensor) -> torch.Tensor:
         """`(b, k)` scores ``s_k`` for `(b, p, p//2+1)` fftshifted image rffts, optional CTFs
         of the same shape and `(b, k, 3, 3)` candidate poses."""
+        return self.disc_scores(images_rfft[..., self.mask], None if ctf is None else ctf[..., self.mask],
+                                rotations)
+
+    def disc_scores(self, x: torch.Tensor, ctf: torch.Tensor | None, rotations: torch.Tensor) -> torch.Tensor:
+        """:meth:`scores` from the `(b, m)` disc samples of the images and CTFs."""
         b, k = rotations.shape[:2]
         proj = self.slices(rotations.reshape(-1, 3, 3)).reshape(b, k, -1)  # (b, k, m)
-        x = images_rfft[..., self.mask][:, None, :]  # (b, 1, m)
+        x = x[:, None, :]  # (b, 1, m)
         if ctf is not None:
-            proj = proj * ctf[..., self.mask][:, None, :]
+            proj = proj * ctf[:, None, :]
         num = (self.weight * (proj.conj() * x).real).sum(-1)
         den = torch.sqrt((self.weight * proj.abs() ** 2).sum(-1)).clamp_min(1e-20)
         return num / den
@@ -164,3 +174,79 @@ def pose_scores(
             w = matcher.weight
             power[idx] = ((w * x[..., matcher.mask].abs() ** 2).sum(-1) / w.sum()).cpu().numpy()
     return (out, power) if with_power else out
+
+
+def local_search(
+    images: Any,
+    volume: torch.Tensor | np.ndarray,
+    rotations: np.ndarray,
+    pixel_size_a: float,
+    shifts_a: np.ndarray,
+    ctf: CTFParams | None,
+    resolution_a: float,
+    radii_deg: tuple[float, ...] = (12.0, 4.0),
+    steps: int = 3,
+    max_samples: int = 2**22,
+    device: torch.device | str = "cpu",
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+    """Move each pose to the best of a local grid around it, against one fixed map.
+
+    For each radius in turn, every particle tries the rotations of
+    :func:`~napari_cryorient.engine.so3.local_rotation_grid` ``(radius, steps)`` around its
+    current pose (the current pose among them, so no score falls) and keeps the best.
+    Origins are kept. Scores as :func:`pose_scores` (same band, same padding).
+
+    Parameters
+    ----------
+    images
+        `(n, d, d)` sliceable particle stack.
+    volume
+        `(d, d, d)` map (its frame defines the poses).
+    rotations, shifts_a
+        `(n, 3, 3)` start poses and `(n, 2)` RELION origins (Å).
+    pixel_size_a
+        Pixel size (Å).
+    ctf
+        Per-particle CTF applied to the projections, or None.
+    resolution_a
+        Finest resolution compared (Å).
+    radii_deg, steps
+        Search radii (degrees), coarse to fine, and lattice points per radius.
+    max_samples
+        Bound on the complex slice samples held at once (chunks of particles).
+    device
+        Where the search runs.
+
+    Yields
+    ------
+    Progress
+        Stage ``"local search"``, one unit per particle and radius.
+
+    Returns
+    -------
+    rotations, scores
+        `(n, 3, 3)` poses and their `(n,)` normalised correlations.
+    """
+    device = torch.device(device)
+    n = len(rotations)
+    fmax = min(0.5, pixel_size_a / resolution_a)
+    matcher = SliceMatcher(torch.as_tensor(volume, dtype=torch.float32), fmax, 2.0, device)
+    current = np.array(rotations, dtype=np.float64, copy=True)
+    scores = np.empty(n)
+    for r, radius in enumerate(radii_deg):
+        grid = torch.from_numpy(local_rotation_grid(radius, steps)).to(device, torch.float32)
+        chunk = max(1, max_samples // (len(grid) * max(1, int(matcher.mask.sum()))))
+        for start in range(0, n, chunk):
+            idx = np.arange(start, min(n, start + chunk))
+            x, c = disc_samples(matcher, images, idx, pixel_size_a, shifts_a, ctf, device)
+            r0 = torch.from_numpy(current[idx]).to(device, torch.float32)
+            cand = grid[None] @ r0[:, None]  # (b, k, 3, 3): Δ_k R_i
+            s = matcher.disc_scores(x, c, cand)
+            best = s.argmax(1)
+            rows = torch.arange(len(idx))
+            current[idx] = cand[rows, best].double().cpu().numpy()
+            scores[idx] = s[rows, best].cpu().numpy()
+            yield Progress("local search", r * n + int(idx[-1]) + 1, n * len(radii_deg),
+                           f"radius {radius:g}°")
+    u, _, vt = np.linalg.svd(current)  # re-orthonormalise (float32 products drift slightly)
+    return u @ vt, scores

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.spatial.transform import Rotation
 
 from .ctf import CTFParams, compute_ctf_rfft
 from .frequencies import shell_indices
@@ -45,7 +44,7 @@ from .jobs import EngineError, Progress, forward
 from .matching import SliceMatcher, prepare_matching_images
 from .particles import checked_arrays
 from .reconstruct import reconstruct_volume
-from .so3 import matrix_to_quaternion, quaternion_to_matrix, relative_angle_deg
+from .so3 import local_rotation_grid, matrix_to_quaternion, quaternion_to_matrix, relative_angle_deg
 
 __all__ = ["RefineConfig", "RefinementResult", "local_rotation_grid", "reference_band_box",
            "refine_orientations"]
@@ -142,28 +141,6 @@ class RefinementResult:
     half_assignment: np.ndarray | None = None
     shifts_a: np.ndarray | None = None
     scores: np.ndarray | None = None
-
-
-def local_rotation_grid(radius_deg: float, steps: int) -> np.ndarray:
-    """Small rotations on a cubic lattice of rotation vectors inside a ball.
-
-    Parameters
-    ----------
-    radius_deg
-        Largest rotation angle, in degrees.
-    steps
-        Lattice points per radius along each axis (spacing ``radius_deg / steps``).
-
-    Returns
-    -------
-    numpy.ndarray
-        `(k, 3, 3)` rotation matrices, the identity first.
-    """
-    r = np.arange(-steps, steps + 1)
-    v = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
-    v = v[(v**2).sum(1) <= steps**2 + 1e-9]
-    v = v[np.argsort((v**2).sum(1), kind="stable")]
-    return Rotation.from_rotvec(v * np.deg2rad(radius_deg) / steps).as_matrix()
 
 
 def _shell_filter(fsc: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ __all__ = [
     "canonical_quaternions",
     "euler_relion_to_matrix",
     "geodesic_distance",
+    "local_rotation_grid",
     "matrix_to_euler_relion",
     "matrix_to_quaternion",
     "matrix_to_rotvec",
@@ -328,3 +329,25 @@ def sample_orientations(
         f"unknown orientation distribution {distribution!r}; "
         f"choose one of {', '.join(ORIENTATION_DISTRIBUTIONS)}"
     )
+
+
+def local_rotation_grid(radius_deg: float, steps: int) -> np.ndarray:
+    """Small rotations on a cubic lattice of rotation vectors inside a ball.
+
+    Parameters
+    ----------
+    radius_deg
+        Largest rotation angle, in degrees.
+    steps
+        Lattice points per radius along each axis (spacing ``radius_deg / steps``).
+
+    Returns
+    -------
+    numpy.ndarray
+        `(k, 3, 3)` rotation matrices, the identity first.
+    """
+    r = np.arange(-steps, steps + 1)
+    v = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
+    v = v[(v**2).sum(1) <= steps**2 + 1e-9]
+    v = v[np.argsort((v**2).sum(1), kind="stable")]
+    return Rotation.from_rotvec(v * np.deg2rad(radius_deg) / steps).as_matrix()
