@@ -20,7 +20,8 @@ def test_scrambled_particles_move_close_and_good_ones_stay(small_map, polish):
     rotations[scrambled] = so3.sample_orientations(int(scrambled.sum()), "uniform", seed=9)
     halves = np.arange(80) % 2
     config = ReassignConfig(search=GlobalSearchConfig(n_rotations=3000, shift_range_px=0.0),
-                            max_resolution_a=12.0, polish_radii_deg=polish)
+                            max_resolution_a=12.0, polish_radii_deg=polish,
+                            polish_shift_steps_px=())
     result = run_job(reassign_poses(sim.images, (small_map, small_map), halves, rotations, 4.0,
                                     ctf=sim.ctf, config=config))
     err = relative_angle_deg(result.rotations, sim.rotations)
@@ -30,6 +31,24 @@ def test_scrambled_particles_move_close_and_good_ones_stay(small_map, polish):
     assert np.median(err[scrambled]) < (4.0 if polish else 15.0)
     assert np.median(err[~scrambled]) < 1e-6  # untouched
     assert result.resolution_a == 12.0
+
+
+def test_far_particles_with_wrong_origins_find_pose_and_origin(small_map):
+    """A particle refined at a wrong pose has a wrong origin too: the default search tries
+    offsets and the local search refines them."""
+    sim = run_job(simulate_particles(small_map, 4.0, SimulationConfig(n_particles=60, ctf=True, snr_db=0.0,
+                                                                      shift_std_a=4.0, seed=7)))
+    rotations, shifts = sim.rotations.copy(), sim.shifts_a.copy()
+    scrambled = np.arange(60) % 3 == 0
+    rotations[scrambled] = so3.sample_orientations(int(scrambled.sum()), "uniform", seed=2)
+    shifts[scrambled] += np.array([12.0, -8.0])  # 3 and 2 px off
+    result = run_job(reassign_poses(sim.images, (small_map, small_map), np.arange(60) % 2, rotations, 4.0,
+                                    shifts, sim.ctf, config=ReassignConfig(max_resolution_a=12.0)))
+    err = relative_angle_deg(result.rotations, sim.rotations)
+    origin_err = np.linalg.norm(result.shifts_a - sim.shifts_a, axis=1)
+    assert result.moved[scrambled].mean() > 0.8 and result.moved[~scrambled].mean() < 0.2
+    assert np.median(err[scrambled]) < 5.0
+    assert np.median(origin_err[scrambled]) < 2.5  # Å, from 14.4
 
 
 def test_halves_must_cover_every_particle(small_map):

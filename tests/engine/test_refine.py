@@ -93,13 +93,33 @@ def test_local_search_climbs_back_to_the_true_pose(volume):
     start = _perturb(sim.rotations, 10.0, 2)
     shifts = np.zeros((40, 2))
     events = []
-    found, scores = run_job(local_search(sim.images, volume, start, 4.0, shifts, sim.ctf, 8.0), events.append)
+    found, kept, scores = run_job(local_search(sim.images, volume, start, 4.0, shifts, sim.ctf, 8.0),
+                                  events.append)
+    assert (kept == shifts).all()  # no origin steps: origins kept
     before = so3.relative_angle_deg(start, sim.rotations)
     after = so3.relative_angle_deg(found, sim.rotations)
     assert np.median(after) < 2.5 and np.median(before) > 9.9
     assert np.allclose(scores, pose_scores(sim.images, volume, found, 4.0, shifts, sim.ctf, 8.0), atol=1e-4)
     assert (scores >= pose_scores(sim.images, volume, start, 4.0, shifts, sim.ctf, 8.0) - 1e-5).all()
     assert events[-1].done == events[-1].total == 80  # one unit per particle and radius
+
+
+def test_local_search_moves_origins_in_its_steps(volume):
+    """Particles off-centre (origins not given) and 6° off: rotation and origin found."""
+    sim = run_job(simulate_particles(volume, 4.0, SimulationConfig(n_particles=30, snr_db=10.0,
+                                                                   shift_std_a=6.0, seed=4)))
+    start = _perturb(sim.rotations, 6.0, 5)
+    err = {}
+    for steps in ((), (1.0, 1.0, 0.5)):
+        found, shifts, _ = run_job(local_search(sim.images, volume, start, 4.0, np.zeros((30, 2)), None, 8.0,
+                                                radii_deg=(8.0, 3.0, 1.5), shift_steps_px=steps))
+        err[steps] = (np.median(so3.relative_angle_deg(found, sim.rotations)),
+                      np.median(np.linalg.norm(shifts - sim.shifts_a, axis=1)))
+    assert err[()][0] > 8.0  # the rotation makes up for the origin: worse than the 6° start
+    assert err[(1.0, 1.0, 0.5)][0] < 5.0
+    assert err[(1.0, 1.0, 0.5)][1] < 2.0 < 6.0 < err[()][1]  # Å
+    with pytest.raises(ValueError, match="one origin step"):
+        run_job(local_search(sim.images, volume, start, 4.0, np.zeros((30, 2)), None, 8.0, shift_steps_px=(1.0,)))
 
 
 @pytest.mark.parametrize("ctf", [False, True])

@@ -93,12 +93,23 @@ class SliceMatcher:
                      offsets_px: torch.Tensor) -> torch.Tensor:
         """`(b,)` index of the best of `(t, 2)` offsets for `(b, 3, 3)` poses: the one whose
         translated image correlates best with the pose's projection."""
-        proj = self.slices(rotations)  # (b, m)
+        c = None if ctf is None else ctf[..., self.mask]
+        scores = self.offset_scores(images_rfft[..., self.mask], c, rotations[:, None], offsets_px)
+        return scores[..., 0].argmax(1)
+
+    def offset_scores(self, x: torch.Tensor, ctf: torch.Tensor | None, rotations: torch.Tensor,
+                      offsets_px: torch.Tensor) -> torch.Tensor:
+        """`(b, t, k)` scores of `(b, k, 3, 3)` candidate poses, each with every one of
+        `(t, 2)` origin offsets, from the `(b, m)` disc samples of the images and CTFs (as
+        :meth:`disc_scores`)."""
+        b, k = rotations.shape[:2]
+        proj = self.slices(rotations.reshape(-1, 3, 3)).reshape(b, k, -1)  # (b, k, m)
         if ctf is not None:
-            proj = proj * ctf[..., self.mask]
-        x = images_rfft[..., self.mask][:, None, :] * self.shift_phases(offsets_px)[None]  # (b, t, m)
-        num = (self.weight * (proj[:, None].conj() * x).real).sum(-1)
-        return num.argmax(1)
+            proj = proj * ctf[:, None, :]
+        x = x[:, None, :] * self.shift_phases(offsets_px)[None] * self.weight  # (b, t, m)
+        num = (x @ proj.conj().transpose(1, 2)).real  # (b, t, k)
+        den = torch.sqrt((self.weight * proj.abs() ** 2).sum(-1)).clamp_min(1e-20)  # (b, k)
+        return num / den[:, None, :]
 
     def log_posterior(self, images_rfft: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """`(b, k)` log posterior (up to a constant per particle) of the candidates, from their
@@ -186,15 +197,18 @@ def local_search(
     resolution_a: float,
     radii_deg: tuple[float, ...] = (12.0, 4.0),
     steps: int = 3,
+    shift_steps_px: tuple[float, ...] = (),
     max_samples: int = 2**22,
     device: torch.device | str = "cpu",
-) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Move each pose to the best of a local grid around it, against one fixed map.
 
     For each radius in turn, every particle tries the rotations of
     :func:`~napari_cryorient.engine.so3.local_rotation_grid` ``(radius, steps)`` around its
-    current pose (the current pose among them, so no score falls) and keeps the best.
-    Origins are kept. Scores as :func:`pose_scores` (same band, same padding).
+    current pose (the current pose among them, so no score falls) and keeps the best; with
+    ``shift_steps_px``, jointly with the best of a 3 × 3 grid of origin offsets of that
+    radius's step around its origin (the current origin among them). Scores as
+    :func:`pose_scores` (same band, same padding).
 
     Parameters
     ----------
@@ -212,6 +226,8 @@ def local_search(
         Finest resolution compared (Å).
     radii_deg, steps
         Search radii (degrees), coarse to fine, and lattice points per radius.
+    shift_steps_px
+        One origin step (pixels) per radius; empty: origins kept.
     max_samples
         Bound on the complex slice samples held at once (chunks of particles).
     device
@@ -224,29 +240,37 @@ def local_search(
 
     Returns
     -------
-    rotations, scores
-        `(n, 3, 3)` poses and their `(n,)` normalised correlations.
+    rotations, shifts_a, scores
+        `(n, 3, 3)` poses, `(n, 2)` origins (Å) and the `(n,)` normalised correlations.
     """
+    if shift_steps_px and len(shift_steps_px) != len(radii_deg):
+        raise ValueError("give one origin step per search radius")
     device = torch.device(device)
     n = len(rotations)
     fmax = min(0.5, pixel_size_a / resolution_a)
     matcher = SliceMatcher(torch.as_tensor(volume, dtype=torch.float32), fmax, 2.0, device)
     current = np.array(rotations, dtype=np.float64, copy=True)
+    shifts = np.array(shifts_a, dtype=np.float64, copy=True)
     scores = np.empty(n)
     for r, radius in enumerate(radii_deg):
         grid = torch.from_numpy(local_rotation_grid(radius, steps)).to(device, torch.float32)
-        chunk = max(1, max_samples // (len(grid) * max(1, int(matcher.mask.sum()))))
+        # (t, 2) offsets, (0, 0) among them; (0, 0) alone without origin steps
+        offsets = (offset_grid(shift_steps_px[r], shift_steps_px[r]) if shift_steps_px
+                   else torch.zeros(1, 2)).to(device)
+        chunk = max(1, max_samples // ((len(grid) + len(offsets)) * max(1, int(matcher.mask.sum()))))
         for start in range(0, n, chunk):
             idx = np.arange(start, min(n, start + chunk))
-            x, c = disc_samples(matcher, images, idx, pixel_size_a, shifts_a, ctf, device)
+            x, c = disc_samples(matcher, images, idx, pixel_size_a, shifts, ctf, device)
             r0 = torch.from_numpy(current[idx]).to(device, torch.float32)
             cand = grid[None] @ r0[:, None]  # (b, k, 3, 3): Δ_k R_i
-            s = matcher.disc_scores(x, c, cand)
-            best = s.argmax(1)
-            rows = torch.arange(len(idx))
-            current[idx] = cand[rows, best].double().cpu().numpy()
-            scores[idx] = s[rows, best].cpu().numpy()
+            s = matcher.offset_scores(x, c, cand, offsets).reshape(len(idx), -1)  # (b, t·k)
+            val, arg = s.max(1)
+            arg = arg.cpu().numpy()
+            t_best, k_best = arg // len(grid), arg % len(grid)
+            current[idx] = cand[torch.arange(len(idx)), torch.from_numpy(k_best)].double().cpu().numpy()
+            shifts[idx] += offsets.cpu().numpy()[t_best] * pixel_size_a
+            scores[idx] = val.cpu().numpy()
             yield Progress("local search", r * n + int(idx[-1]) + 1, n * len(radii_deg),
                            f"radius {radius:g}°")
     u, _, vt = np.linalg.svd(current)  # re-orthonormalise (float32 products drift slightly)
-    return u @ vt, scores
+    return u @ vt, shifts, scores

@@ -10,14 +10,18 @@ projections of *its own half's* map over all of SO(3)
 pose only when the images say so: at the same resolution
 (:func:`~napari_cryorient.engine.matching.pose_scores`), the log-likelihood ratio
 ``(s_grid² − s_now²) / 2σ²`` must exceed the prior odds against it, ``ln(K p / (1 − p))``
-for ``K`` grid poses and a prior ``p`` that the current pose is right. The best of
+for ``K`` grid candidates (poses × origin offsets) and a prior ``p`` that the current
+pose is right. The best of
 thousands of wrong poses always correlates a little better than the right one at low SNR
 (measured: with a plain "better score" rule half of the particles moved at −16 dB and the
 mean error grew from 41.7° to 49.1°); the prior odds are the price of having looked at
-``K`` of them. Before the comparison, each particle's grid pose is moved to the best of a
-local grid around it (:func:`~napari_cryorient.engine.matching.local_search`, 12° then
-4°): the grid's spacing (≈ 13°) leaves the best grid pose of a particle several degrees
-from its true pose, where it correlates worse than a wrong pose that was locally refined.
+``K`` of them. The search tries origin offsets too (a particle refined at a wrong pose had
+its origin refined for that pose). Before the comparison, each particle's grid pose is
+moved to the best of a local grid around it
+(:func:`~napari_cryorient.engine.matching.local_search`, 12° then 4°, with its origin in
+1 then ½ px steps): the grid's spacing (≈ 13°) leaves the best grid pose of a particle
+several degrees from its true pose, where it correlates worse than a wrong pose that was
+locally refined.
 Gold-standard: each half is searched against the map of that half alone. A local
 refinement afterwards brings the moved particles to their pose.
 """
@@ -35,7 +39,7 @@ from .ctf import CTFParams
 from .fourier import lowpass_volume
 from .global_search import GlobalSearchConfig, global_search
 from .jobs import Progress, forward
-from .matching import local_search, pose_scores
+from .matching import local_search, offset_grid, pose_scores
 from .particles import RowView, checked_arrays
 
 __all__ = ["ReassignConfig", "ReassignResult", "reassign_poses"]
@@ -48,31 +52,40 @@ class ReassignConfig:
     Attributes
     ----------
     search
-        The global search (its ``resolution_a`` is replaced by the one chosen here; origins
-        are kept: they were refined already, so no offsets are searched by default).
+        The global search (its ``resolution_a`` is replaced by the one chosen here). It
+        searches origin offsets of ±3 px in 1 px steps around the current origins (2 px
+        steps were too coarse at 12–15 Å in tests): a
+        particle refined at a wrong pose has had its origin refined for that pose too, and
+        from an origin 3 px off even its true pose is not found (measured on the ribosome at
+        −12 dB: 3 % of the far-off particles found against 97 % from the true origins).
     max_resolution_a
         The finest resolution compared (Å); the search uses the half-maps' own FSC 0.143
         resolution when it is coarser (never finer than the maps are right).
     prior_correct
         Prior probability that a particle's current pose is right (sets the evidence a
         grid pose needs; see the module docstring).
-    polish_radii_deg, polish_steps
+    polish_radii_deg, polish_steps, polish_shift_steps_px
         The local search that moves each grid pose before the comparison: radii (degrees,
-        coarse to fine; empty: none) and lattice points per radius.
+        coarse to fine; empty: none), lattice points per radius and one origin step per
+        radius (pixels; empty: origins kept).
     """
 
     search: GlobalSearchConfig = field(
-        default_factory=lambda: GlobalSearchConfig(n_rotations=4000, shift_range_px=0.0))
+        default_factory=lambda: GlobalSearchConfig(n_rotations=4000, shift_range_px=3.0, shift_step_px=1.0))
     max_resolution_a: float = 15.0
     prior_correct: float = 0.5
     polish_radii_deg: tuple[float, ...] = (12.0, 4.0)
     polish_steps: int = 3
+    polish_shift_steps_px: tuple[float, ...] = (1.0, 0.5)
 
     def validate(self) -> None:
         if not 0 < self.prior_correct < 1:
             raise ValueError("prior_correct must be between 0 and 1")
         if any(r <= 0 for r in self.polish_radii_deg) or self.polish_steps < 1:
             raise ValueError("polish radii must be positive and polish_steps at least 1")
+        if self.polish_shift_steps_px and (len(self.polish_shift_steps_px) != len(self.polish_radii_deg)
+                                           or any(s <= 0 for s in self.polish_shift_steps_px)):
+            raise ValueError("polish_shift_steps_px must give one positive step per polish radius")
         self.search.validate()
 
 
@@ -148,7 +161,8 @@ def reassign_poses(
     if halves.shape != (len(rotations),) or not np.isin(halves, (0, 1)).all():
         raise ValueError("halves must give 0 or 1 for every particle")
     res = max(config.max_resolution_a, half_map_resolution_a or 0.0, 2 * pixel_size_a)
-    k, p = config.search.n_rotations, config.prior_correct
+    offsets = len(offset_grid(config.search.shift_range_px, config.search.shift_step_px))
+    k, p = config.search.n_rotations * offsets, config.prior_correct
     threshold = float(np.log(k * p / (1 - p)))
     new_rot, new_shift = rotations.copy(), shifts_a.copy()
     moved = np.zeros(len(rotations), dtype=bool)
@@ -167,22 +181,22 @@ def reassign_poses(
                           replace(config.search, resolution_a=res), device=device),
             "reassign", offset=done, total=total, message=f"half {h + 1}: global search")
         done += len(rows)
-        candidate = found.rotations
+        candidate, candidate_shifts = found.rotations, found.shifts_a
         if radii:
-            candidate, then = yield from forward(
-                local_search(sub, ref, candidate, pixel_size_a, found.shifts_a, sub_ctf, res, radii,
-                             config.polish_steps, device=device),
+            candidate, candidate_shifts, then = yield from forward(
+                local_search(sub, ref, candidate, pixel_size_a, candidate_shifts, sub_ctf, res, radii,
+                             config.polish_steps, config.polish_shift_steps_px, device=device),
                 "reassign", offset=done, total=total, message=f"half {h + 1}: local search of the grid poses")
             done += len(rows) * len(radii)
         else:
-            then = pose_scores(sub, ref, candidate, pixel_size_a, found.shifts_a, sub_ctf, res,
+            then = pose_scores(sub, ref, candidate, pixel_size_a, candidate_shifts, sub_ctf, res,
                                device=device)
         now, power = pose_scores(sub, ref, rotations[rows], pixel_size_a, shifts_a[rows], sub_ctf, res,
                                  device=device, with_power=True)
         log_ratio = (then**2 - now**2) / (2 * np.maximum(power, 1e-30))
         better = log_ratio > threshold
         new_rot[rows[better]] = candidate[better]
-        new_shift[rows[better]] = found.shifts_a[better]
+        new_shift[rows[better]] = candidate_shifts[better]
         moved[rows] = better
         yield Progress("reassign", done, total,
                        f"half {h + 1}: {better.mean():.0%} took a grid pose")
