@@ -53,6 +53,21 @@ def test_train_resume_recover_evaluate(sim, tmp_path):
     assert 0 <= report["full_alignment"]["mean_deg"] <= report["harmless_only"]["mean_deg"] + 1e-6
 
 
+def test_second_chance_keeps_the_origins_unless_they_are_searched(sim, tmp_path):
+    """The second chance searches origins only with --search-origins: a centred stack stays
+    centred, whatever pose a particle takes."""
+    model = tmp_path / "m.pt"
+    assert main(["train", "--star", str(sim / "particles.star"), "--epochs", "1",
+                 "--steps-per-epoch", "3", "--out", str(model)]) == 0
+    moved = {}
+    for flags in ([], ["--search-origins"]):
+        out = tmp_path / f"rec{len(flags)}.star"
+        assert main(["recover", "--star", str(sim / "particles.star"), "--model", str(model), "--steps", "20",
+                     "--restarts", "1", "--preset", "quick", "--second-chance", *flags, "--out", str(out)]) == 0
+        moved[bool(flags)] = np.abs(read_particles(out).shifts_a()).max()
+    assert moved[False] == 0.0 < moved[True]
+
+
 def test_recover_rejects_a_model_for_another_box(sim, tmp_path, capsys):
     model = tmp_path / "m.pt"
     assert main(["train", "--star", str(sim / "particles.star"), "--epochs", "1",

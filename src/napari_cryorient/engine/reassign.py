@@ -78,6 +78,11 @@ class ReassignConfig:
     polish_steps: int = 3
     polish_shift_steps_px: tuple[float, ...] = (1.0, 0.5)
 
+    def keeping_origins(self) -> ReassignConfig:
+        """The same settings with no origin searched (centred or already re-extracted
+        particles)."""
+        return replace(self, search=replace(self.search, shift_range_px=0.0), polish_shift_steps_px=())
+
     def validate(self) -> None:
         if not 0 < self.prior_correct < 1:
             raise ValueError("prior_correct must be between 0 and 1")

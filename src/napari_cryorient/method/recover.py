@@ -187,12 +187,14 @@ def _reassign(particles: Particles, px: float, s: RecoverySettings, result: Pose
         ctf_correction="wiener" if particles.ctf is not None else "none", half_maps=True, seed=s.seed,
         halves=halves, device=s.device), "reassign", message="half-maps", timings=timings)
     fsc = fourier_shell_correlation(*rec.half_maps, px)
+    # origins are searched only where the refinement searched them (picks off-centre)
+    config = s.reassign if s.refine.search_shifts else s.reassign.keeping_origins()
     result.reassignment = yield from forward(reassign_poses(
         particles.images, rec.half_maps, halves, result.rotations, px, first.shifts_a, particles.ctf,
-        fsc.resolution_0143_a, s.reassign, device=s.device), "reassign", timings=timings)
+        fsc.resolution_0143_a, config, device=s.device), "reassign", timings=timings)
     moved = result.reassignment
-    config = replace(s.refine, radii_deg=s.reassign_radii_deg, seed=s.seed, shift_range_px=0.0)
+    refine = replace(s.refine, radii_deg=s.reassign_radii_deg, seed=s.seed, shift_range_px=0.0)
     result.refinement = yield from forward(refine_orientations(
-        particles.images, moved.rotations, px, shifts_a=moved.shifts_a, ctf=particles.ctf, config=config,
+        particles.images, moved.rotations, px, shifts_a=moved.shifts_a, ctf=particles.ctf, config=refine,
         device=s.device, halves=halves), "refine", message="after the reassignment", timings=timings)
     result.rotations = result.stage_rotations["reassign"] = result.refinement.rotations
