@@ -68,6 +68,21 @@ def test_second_chance_keeps_the_origins_unless_they_are_searched(sim, tmp_path)
     assert moved[False] == 0.0 < moved[True]
 
 
+@pytest.mark.parametrize(("preset", "flag", "expected"), [
+    ("standard", None, False), ("standard", "--second-chance", True),
+    ("thorough", None, True), ("thorough", "--no-second-chance", False)])
+def test_the_preset_decides_the_second_chance_and_the_flags_override_it(preset, flag, expected):
+    import argparse
+
+    from napari_cryorient.cli import recover as recover_cli
+
+    parser = argparse.ArgumentParser()
+    recover_cli.add_args(parser)
+    args = parser.parse_args(["--star", "p.star", "--model", "m.pt", "--out", "o.star", "--preset", preset,
+                              *([flag] if flag else [])])
+    assert (recover_cli._settings(args, "cpu").reassign is not None) == expected
+
+
 def test_recover_rejects_a_model_for_another_box(sim, tmp_path, capsys):
     model = tmp_path / "m.pt"
     assert main(["train", "--star", str(sim / "particles.star"), "--epochs", "1",

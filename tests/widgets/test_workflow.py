@@ -75,8 +75,10 @@ def test_job_widgets_dock_with_engine_defaults_and_refuse_to_start_without_data(
                                                        METHOD_PRESETS["standard"].train.steps_per_epoch)
     recover.preset.value = "thorough"
     assert recover.restarts.value == METHOD_PRESETS["thorough"].recovery.n_restarts
+    assert recover.second_chance.value  # the thorough preset runs the second chance
     recover.preset.value = "standard"
     assert recover.steps.value == METHOD_PRESETS["standard"].recovery.n_steps
+    assert not recover.second_chance.value
     for cls in (TrainWidget, RecoverWidget, ReconstructWidget):
         w = widgets[cls]
         assert w.start_button.enabled and not w.stop_button.enabled

@@ -43,7 +43,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output STAR file")
     parser.add_argument("--preset", choices=list(METHOD_PRESETS), default="standard",
                         help="recovery restarts and steps, refinement radii and the global second "
-                        "chance (quick: none) (default %(default)s)")
+                        "chance (thorough only) (default %(default)s)")
     parser.add_argument("--steps", type=bounded_int(1, 10_000_000), default=None,
                         help="optimiser steps of the recovery on SO(3) (default: the preset's)")
     parser.add_argument("--restarts", type=bounded_int(1, 1000), default=None,
@@ -55,9 +55,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-radii", type=_radii, default=None, metavar="DEG,DEG,...",
                         help="search radius of each refinement iteration in degrees "
                              "(default: the preset's)")
-    parser.add_argument("--second-chance", action="store_true",
+    parser.add_argument("--second-chance", action=argparse.BooleanOptionalAction, default=None,
                         help="after the refinement, search every particle globally against its half's "
-                             "map and keep the grid pose where the images clearly prefer it")
+                             "map and keep the grid pose where the images clearly prefer it "
+                             "(default: the preset's; thorough only)")
     parser.add_argument("--search-origins", action="store_true",
                         help="refine the particles' origins too (picks off-centre by a few pixels)")
     parser.add_argument("--seed", type=SEED, default=0)
@@ -83,7 +84,8 @@ def _settings(args: argparse.Namespace, device) -> RecoverySettings:
     if not (args.no_resolve or args.no_refine):
         refine = replace(p.refine, radii_deg=args.refine_radii or p.refine.radii_deg,
                          search_shifts=args.search_origins)
-    reassign = (p.reassign or ReassignConfig()) if refine is not None and args.second_chance else None
+    chance = p.reassign is not None if args.second_chance is None else args.second_chance
+    reassign = (p.reassign or ReassignConfig()) if refine is not None and chance else None
     return RecoverySettings(recovery=recovery, resolve=not args.no_resolve, refine=refine, reassign=reassign,
                             seed=args.seed, device=device)
 

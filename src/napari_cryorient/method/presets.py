@@ -12,9 +12,12 @@ pipeline has its own three presets of the same names:
 * ``thorough`` — twice the training, more recovery restarts and steps and a longer
   refinement.
 
-The global second chance (:mod:`~napari_cryorient.engine.reassign`) is in no preset: at
-−16 dB it did not help (docs/method.md); ``cryorient recover --second-chance`` and the
-Recover widget's check box turn it on.
+The global second chance (:mod:`~napari_cryorient.engine.reassign`) is part of
+``thorough`` only: since it searches origins and polishes its grid poses it helps at −12
+and −16 dB (docs/method.md), but it adds about 6 minutes per 5 000 particles on a 2-core
+CPU, which ``make demo`` (the ``standard`` preset) cannot afford. ``cryorient recover
+--second-chance`` / ``--no-second-chance`` and the Recover widget's check box (set by the
+preset) override it.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ METHOD_PRESETS: dict[str, MethodPreset] = {
         train=TrainConfig(epochs=240, steps_per_epoch=60, patience=0),
         recovery=RecoveryConfig(n_restarts=5, n_steps=1000),
         refine=RefineConfig(radii_deg=(16.0, 12.0, 8.0, 4.0, 2.0, 1.0)),
-        reassign=None,
+        reassign=ReassignConfig(),
     ),
 }
 

@@ -62,7 +62,7 @@ class RecoverWidget(JobWidget):
         self.refine = CheckBox(name="refine", label="refine by projection matching", value=True)
         self.origins = CheckBox(name="origins", label="refine origins too (off-centre picks)", value=False)
         self.second_chance = CheckBox(name="second_chance", label="global second chance after refinement",
-                                      value=False)
+                                      value=METHOD_PRESETS["standard"].reassign is not None)
         # no truth: where the start map comes from (the network's recovery, or a soft search)
         self.start_from = ComboBox(name="start_from", label="start (no truth)", choices=list(STARTS),
                                    value="generalist")
@@ -105,6 +105,7 @@ class RecoverWidget(JobWidget):
         preset of that name when it starts)."""
         p = METHOD_PRESETS[name]
         self.steps.value, self.restarts.value = p.recovery.n_steps, p.recovery.n_restarts
+        self.second_chance.value = p.reassign is not None
 
     def make_job(self):
         if self.mode.value == NO_TRUTH:
