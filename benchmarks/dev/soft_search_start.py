@@ -31,6 +31,9 @@ for arg in sys.argv[3:]:
     if key == "truth_start_a":  # the true map low-passed: does the search keep a right start?
         start = float(value)
         continue
+    if key == "ellipsoid_start":  # a Gaussian with the true map's second moments (how much start is needed?)
+        start = "ellipsoid"
+        continue
     changes[key] = {"int": int, "float": float, "bool": lambda v: v == "1"}[types[key]](value)
 config = replace(SoftSearchConfig(), **changes)
 volume_name, snr = _cases()[case]
@@ -40,7 +43,17 @@ sim = run_job(simulate_particles(vol, px, SimulationConfig(
     n_particles=n, snr_db=snr, ctf=True, defocus_range_um=(1.0, 2.5), shift_std_a=3.0 * px,
     amplitude_contrast=0.1, seed=0)))
 t = time.perf_counter()
-if start is not None:
+if start == "ellipsoid":
+    v = np.clip(np.asarray(vol, dtype=np.float64), 0, None)
+    d = v.shape[-1]
+    grid = np.stack(np.meshgrid(*[np.arange(d) - d // 2] * 3, indexing="ij"), -1).reshape(-1, 3)
+    w = v.reshape(-1) / v.sum()
+    mean = w @ grid
+    cov = (grid - mean).T @ ((grid - mean) * w[:, None])
+    maha = np.einsum("ni,ij,nj->n", grid - mean, np.linalg.inv(cov), grid - mean)
+    start = np.exp(-0.5 * maha).reshape(d, d, d).astype(np.float32)
+    print("ellipsoid start: axes (px, sd)", np.sqrt(np.linalg.eigvalsh(cov)).round(1), flush=True)
+elif start is not None:
     from napari_cryorient.engine.fourier import lowpass_volume
     start = lowpass_volume(vol, start, px)
 job = soft_search(sim.images, px, None, sim.ctf, config, reference=start)
