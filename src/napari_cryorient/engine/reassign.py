@@ -10,20 +10,19 @@ projections of *its own half's* map over all of SO(3)
 pose only when the images say so: at the same resolution
 (:func:`~napari_cryorient.engine.matching.pose_scores`), the log-likelihood ratio
 ``(s_grid² − s_now²) / 2σ²`` must exceed the prior odds against it, ``ln(K p / (1 − p))``
-for ``K`` grid candidates (poses × origin offsets) and a prior ``p`` that the current
-pose is right. The best of
-thousands of wrong poses always correlates a little better than the right one at low SNR
-(measured: with a plain "better score" rule half of the particles moved at −16 dB and the
-mean error grew from 41.7° to 49.1°); the prior odds are the price of having looked at
-``K`` of them. The search tries origin offsets too (a particle refined at a wrong pose had
-its origin refined for that pose). Before the comparison, each particle's grid pose is
-moved to the best of a local grid around it
-(:func:`~napari_cryorient.engine.matching.local_search`, 12° then 4°, with its origin in
-1 then ½ px steps): the grid's spacing (≈ 13°) leaves the best grid pose of a particle
-several degrees from its true pose, where it correlates worse than a wrong pose that was
-locally refined.
-Gold-standard: each half is searched against the map of that half alone. A local
-refinement afterwards brings the moved particles to their pose.
+for ``K`` grid candidates (poses × origin offsets) and a prior ``p`` that the current pose
+is right. The best of thousands of wrong poses always correlates a little better than the
+right one at low SNR (measured: with a plain "better score" rule half of the particles
+moved at −16 dB and the mean error grew from 41.7° to 49.1°); the prior odds are the price
+of having looked at ``K`` of them.
+
+The search tries origin offsets too: a particle refined at a wrong pose had its origin
+refined for that pose. Before the comparison, each particle's grid pose is moved to the
+best of a local grid around it (:func:`~napari_cryorient.engine.matching.local_search`,
+12° then 4°, with its origin in 1 then ½ px steps): the grid's spacing (≈ 13°) leaves the
+best grid pose several degrees from the true pose, where it correlates worse than a wrong
+pose that was locally refined. Gold-standard: each half is searched against the map of
+that half alone. A local refinement afterwards brings the moved particles to their pose.
 """
 
 from __future__ import annotations
@@ -53,11 +52,11 @@ class ReassignConfig:
     ----------
     search
         The global search (its ``resolution_a`` is replaced by the one chosen here). It
-        searches origin offsets of ±3 px in 1 px steps around the current origins (2 px
-        steps were too coarse at 12–15 Å in tests): a
+        searches origin offsets of ±3 px in 1 px steps around the current origins: a
         particle refined at a wrong pose has had its origin refined for that pose too, and
-        from an origin 3 px off even its true pose is not found (measured on the ribosome at
-        −12 dB: 3 % of the far-off particles found against 97 % from the true origins).
+        from an origin 3 px off even its true pose is not found (on the ribosome at −12 dB:
+        3 % of the far-off particles found, against 97 % from their true origins; 2 px
+        steps were too coarse at 12–15 Å in tests).
     max_resolution_a
         The finest resolution compared (Å); the search uses the half-maps' own FSC 0.143
         resolution when it is coarser (never finer than the maps are right).
