@@ -257,6 +257,7 @@ def local_search(
         # (t, 2) offsets, (0, 0) among them; (0, 0) alone without origin steps
         offsets = (offset_grid(shift_steps_px[r], shift_steps_px[r]) if shift_steps_px
                    else torch.zeros(1, 2)).to(device)
+        offsets_a = offsets.cpu().numpy() * pixel_size_a
         chunk = max(1, max_samples // ((len(grid) + len(offsets)) * max(1, int(matcher.mask.sum()))))
         for start in range(0, n, chunk):
             idx = np.arange(start, min(n, start + chunk))
@@ -268,7 +269,7 @@ def local_search(
             arg = arg.cpu().numpy()
             t_best, k_best = arg // len(grid), arg % len(grid)
             current[idx] = cand[torch.arange(len(idx)), torch.from_numpy(k_best)].double().cpu().numpy()
-            shifts[idx] += offsets.cpu().numpy()[t_best] * pixel_size_a
+            shifts[idx] += offsets_a[t_best]
             scores[idx] = val.cpu().numpy()
             yield Progress("local search", r * n + int(idx[-1]) + 1, n * len(radii_deg),
                            f"radius {radius:g}°")
