@@ -63,4 +63,5 @@ a = harmless_alignment(res.rotations, sim.rotations)
 print(json.dumps({"case": case, "n": n, "changes": changes, "args": sys.argv[3:], "seconds": round(sec),
                   "harmless": [round(a.mean_deg, 1), round(a.median_deg, 1), round(a.p90_deg, 1)],
                   "origin_err_px": round(float(np.linalg.norm(res.shifts_a - sim.shifts_a, axis=1).mean() / px), 2),
-                  "confidence_median": round(float(np.median(res.confidence)), 3)}), flush=True)
+                  "confidence_median": round(float(np.median(res.confidence)), 3),
+                  "log_evidence": round(res.log_evidence, 3)}), flush=True)

@@ -2,9 +2,10 @@
 400 particles, no CTF, centred), weighted against drawn candidates over three seeds; median
 errors after the harmless rotation only.
 
-usage: python -m benchmarks.dev.soft_search_toy
+usage: python -m benchmarks.dev.soft_search_toy [key=value ...]  (SoftSearchConfig fields, for all runs)
 """
-from dataclasses import replace
+import sys
+from dataclasses import fields, replace
 
 from napari_cryorient.engine.jobs import run_job
 from napari_cryorient.engine.simulate import SimulationConfig, simulate_particles
@@ -15,6 +16,10 @@ from napari_cryorient.method.evaluate import harmless_alignment
 small_map = make_pseudo_protein(box=32, pixel_size_a=4.0, seed=3)
 fast = SoftSearchConfig(batch_size=100, n_rotations=2000, start_resolution_a=24.0, end_resolution_a=12.0,
                         shift_range_px=0.0)
+types = {f.name: f.type for f in fields(SoftSearchConfig)}
+for arg in sys.argv[1:]:
+    key, value = arg.split("=")
+    fast = replace(fast, **{key: {"int": int, "float": float, "bool": lambda v: v == "1"}[types[key]](value)})
 for snr in (10.0, 0.0):
     sim = run_job(simulate_particles(small_map, 4.0, SimulationConfig(n_particles=400, snr_db=snr, seed=4)))
     for draw in (False, True):

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from napari_cryorient.engine.fourier import lowpass_volume
 from napari_cryorient.engine.jobs import Progress, run_job
@@ -53,3 +54,34 @@ def test_too_few_particles_or_bad_settings_are_refused(clean):
         run_job(soft_search(clean.images[:10], 4.0, None, None, FAST))
     with pytest.raises(ValueError, match="soft search settings"):
         run_job(soft_search(clean.images, 4.0, None, None, SoftSearchConfig(top_k=0)))
+
+
+def _noise_sums(seed: int, p: int = 16):
+    from napari_cryorient.engine.soft_search import _FourierSums
+    sums = _FourierSums(p, torch.device("cpu"))
+    g = torch.Generator().manual_seed(seed)
+    sums.num = torch.randn(2, p**3, generator=g)
+    sums.den = torch.ones(p**3)
+    return sums
+
+
+def test_shell_weights_keep_what_two_halves_share_and_drop_what_they_do_not():
+    first, second = _noise_sums(0), _noise_sums(1)
+    twin = _noise_sums(0)
+    band = first._radius <= 0.4
+    same = first.shell_fsc_weights(twin, 8, 0.4, 0.0)
+    independent = first.shell_fsc_weights(second, 8, 0.4, 0.0)
+    assert torch.allclose(same[band], torch.ones(int(band.sum())))  # FSC 1 -> weight 2·1/(1+1)
+    assert float(independent[band].mean()) < 0.3  # only chance agreement of noise remains
+    assert ((independent >= 0) & (independent <= 1)).all()
+
+
+def test_a_map_made_of_noise_is_shrunk_when_the_halves_disagree():
+    """Pure-noise particles: the FSC-weighted map keeps a small fraction of the power of
+    the plain Wiener map, so it cannot sharpen the posterior of the next batch."""
+    noise = np.random.default_rng(0).normal(size=(200, 32, 32)).astype(np.float32)
+    one = replace(FAST, epochs=1, n_rotations=300, positive=False)
+    plain = run_job(soft_search(noise, 4.0, None, None, replace(one, fsc_weighting=False))).volume
+    weighted = run_job(soft_search(noise, 4.0, None, None, replace(one, fsc_weighting=True))).volume
+    assert np.isfinite(weighted).all()
+    assert (weighted**2).sum() < 0.25 * (plain**2).sum()

@@ -27,6 +27,7 @@ padded `(p, p, p)` Fourier sums and `(batch · t, k_block)` scores at a time.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,23 @@ class SoftSearchConfig:
         Radius of the soft spherical mask, as a fraction of the box.
     positive
         Clip negative density after each update.
+    fsc_weighting
+        Keep the particles of each batch in two independent running sums (alternate
+        particles), weight the map's Fourier shells by ``2·FSC / (1 + FSC)`` of the two, and
+        compare with the map at amplitude 1 instead of a fitted one: a map made of noise
+        is shrunk to nothing and gives a broad posterior, as RELION's regularised
+        reconstruction does, instead of a fitted amplitude that the best of thousands of
+        candidates inflates.
+    cross_halves
+        With ``fsc_weighting``: score each half's particles against the other half's map,
+        so that no particle is compared with a map holding its own noise or that of the
+        particles aligned with it (the two halves agree only on what the images share).
     regularisation
         Relative Wiener term (of the mean CTF² weight inside the band).
+    restarts, screen_epochs
+        Random starts (without a reference): each runs the first ``screen_epochs`` of
+        the schedule, and the one whose map explains the images best (the mean log
+        evidence of up to 500 particles against one pose grid) runs on to the end.
     rotations_per_block, pad_factor, seed
         Work size, Fourier oversampling, seed of grids, batches and the start.
     """
@@ -105,6 +121,10 @@ class SoftSearchConfig:
     shift_step_px: float = 2.0
     mask_radius: float = 0.45
     positive: bool = True
+    fsc_weighting: bool = False
+    cross_halves: bool = False
+    restarts: int = 1
+    screen_epochs: int = 2
     regularisation: float = 0.05
     rotations_per_block: int = 1500
     pad_factor: float = 2.0
@@ -114,9 +134,11 @@ class SoftSearchConfig:
         if (self.epochs < 1 or self.batch_size < 2 or self.n_rotations < 1 or self.top_k < 1
                 or self.start_resolution_a <= 0 or self.end_resolution_a <= 0
                 or self.start_temperature <= 0 or self.memory_batches < 1
+                or self.restarts < 1 or self.screen_epochs < 1
                 or self.shift_range_px < 0 or self.shift_step_px <= 0 or not 0 < self.mask_radius <= 0.5):
-            raise ValueError("invalid soft search settings (epochs, batch size, rotations and top-k >= 1; "
-                             "resolutions and temperature > 0; memory >= 1 batch; mask radius in (0, 0.5])")
+            raise ValueError("invalid soft search settings (epochs, batch size, rotations, top-k, "
+                             "restarts and screen epochs >= 1; resolutions and temperature > 0; "
+                             "memory >= 1 batch; mask radius in (0, 0.5])")
 
 
 @dataclass
@@ -133,12 +155,16 @@ class SoftSearchResult:
         `(n, 2)` RELION origins (Å) of those candidates.
     confidence
         `(n,)` posterior weight of the most likely candidate (among its ``top_k``).
+    log_evidence
+        Mean log evidence per particle for the final map against an empty one (nats;
+        larger explains the images better): how random starts are ranked.
     """
 
     volume: np.ndarray
     rotations: np.ndarray
     shifts_a: np.ndarray
     confidence: np.ndarray
+    log_evidence: float = float("nan")
 
 
 class _FourierSums:
@@ -181,20 +207,42 @@ class _FourierSums:
             self.num[1].index_add_(0, flat, v.imag)
             self.den.index_add_(0, flat, w2[ok] * tri)
 
-    def volume(self, size: int, fmax: float, regularisation: float, mask: torch.Tensor,
-               positive: bool) -> torch.Tensor:
-        """The `(size,)*3` real map of the sums (Wiener) up to ``fmax`` (cycles/pixel),
-        gridding-corrected, masked."""
-        p = self.p
+    def transform(self, fmax: float, regularisation: float) -> torch.Tensor:
+        """`(p³,)` Wiener estimate of the map transform up to ``fmax`` (cycles/pixel), zero
+        outside."""
         inside = self._radius <= fmax  # cycles per pixel, as the samples
         mean = self.den[inside].mean().clamp_min(1e-20)
         ft = torch.complex(self.num[0], self.num[1]) / (self.den + regularisation * mean)
-        ft = torch.where(inside, ft, torch.zeros_like(ft)).reshape(p, p, p)
-        vol = torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(ft)).real)
+        return torch.where(inside, ft, torch.zeros_like(ft))
+
+    def to_map(self, ft: torch.Tensor, size: int, mask: torch.Tensor, positive: bool) -> torch.Tensor:
+        """The `(size,)*3` real map of a `(p³,)` transform, gridding-corrected, masked."""
+        p = self.p
+        vol = torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(ft.reshape(p, p, p))).real)
         vol = vol / self._gridding
         a = (p - size) // 2
         vol = vol[a : a + size, a : a + size, a : a + size] * mask
         return vol.clamp_min(0) if positive else vol
+
+    def shell_fsc_weights(self, other: _FourierSums, size: int, fmax: float, regularisation: float
+                          ) -> torch.Tensor:
+        """`(p³,)` per-shell weight ``2·FSC / (1 + FSC)`` (clipped to [0, 1]) of the sum of two
+        independent halves' sums, from the FSC of their Wiener maps (shells of width
+        ``1 / size`` cycles per pixel)."""
+        f1, f2 = self.transform(fmax, regularisation), other.transform(fmax, regularisation)
+        shell = torch.round(self._radius * size).long()
+        n = int(shell.max()) + 1
+        cross = torch.zeros(n, device=f1.device).index_add_(0, shell, (f1 * f2.conj()).real)
+        p1 = torch.zeros(n, device=f1.device).index_add_(0, shell, f1.abs() ** 2)
+        p2 = torch.zeros(n, device=f1.device).index_add_(0, shell, f2.abs() ** 2)
+        fsc = (cross / (p1 * p2).sqrt().clamp_min(1e-30)).clamp(0.0, 1.0)
+        return (2 * fsc / (1 + fsc))[shell]
+
+    def merged(self, other: _FourierSums) -> _FourierSums:
+        both = _FourierSums.__new__(_FourierSums)
+        both.p, both._radius, both._gridding = self.p, self._radius, self._gridding
+        both.num, both.den = self.num + other.num, self.den + other.den
+        return both
 
 
 def _image_samples(images: Any, shifts_a: np.ndarray, ctf: CTFParams | None, matcher: SliceMatcher,
@@ -222,9 +270,19 @@ class _Search:
         self.x, self.c = _image_samples(images, shifts_a, ctf, self.blank, pixel_size_a, 256, device)
         self.offsets = offset_grid(config.shift_range_px, config.shift_step_px).to(device)
         self.mask = spherical_mask(d, config.mask_radius * d, 3.0, device=device)
-        self.sums = _FourierSums(self.blank.p, device)
+        self.sums = [_FourierSums(self.blank.p, device) for _ in range(2 if config.fsc_weighting else 1)]
+        self.half_maps: list[torch.Tensor] | None = None
         self.rng = np.random.default_rng(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
+
+    def restarted(self, seed: int) -> _Search:
+        """A fresh search from another random start, sharing the images' samples."""
+        other = copy.copy(self)
+        other.sums = [_FourierSums(self.blank.p, self.device) for _ in self.sums]
+        other.half_maps = None
+        other.rng = np.random.default_rng(seed)
+        other.gen = torch.Generator().manual_seed(seed)
+        return other
 
     def resolution_a(self, frac: float) -> float:
         c = self.config
@@ -243,38 +301,63 @@ class _Search:
 
     def update(self, volume: torch.Tensor | None, idx: np.ndarray, frac: float, forget: float
                ) -> torch.Tensor:
-        """One batch: candidates drawn against ``volume`` (random poses without one), their
-        back-projection into the sums (old batches times ``forget``), the new map."""
+        """One batch: candidates drawn against ``volume`` (random poses without one; with
+        ``cross_halves``, each half against the other half's map), their back-projection
+        into the sums of the particles' halves (old batches times ``forget``), the new map."""
         config = self.config
         fmax = min(0.5, self.px / self.resolution_a(frac))
-        matcher, sub = self.matcher(volume, fmax)
-        w = self.blank.weight[sub]
-        x, c = self.x[idx][:, sub], self.c[idx][:, sub]
+        halves = len(self.sums)
         grid = self.grid()
-        if volume is None:  # the start: the batch at random poses
-            rot = grid[torch.randint(0, len(grid), (len(idx),), generator=self.gen)][:, None]
-            off = torch.zeros(len(idx), 1, dtype=torch.long, device=self.device)
-            weight = torch.ones(len(idx), 1, device=self.device)
-        else:
-            temperature = max(1.0, config.start_temperature * (1 - 2 * frac))
-            rot, off, weight = _posterior_top_k(matcher, x, c, w, self.offsets, grid, config, temperature,
-                                                self.gen if config.draw else None)
-        phases = self.blank.shift_phases(self.offsets)[:, sub]  # (t, m)
-        scale = weight[..., None] * w / 2  # each sample and its Friedel mate: half the rfft weight
-        vals = x[:, None, :] * phases[off] * c[:, None, :] * scale
-        ctf2 = (c * c)[:, None, :] * scale
-        self.sums.decay(forget if volume is not None else 0.0)
-        m = vals.shape[-1]
-        self.sums.insert(self.blank._k[sub], vals.reshape(-1, m), ctf2.reshape(-1, m), rot.reshape(-1, 3, 3))
-        return self.sums.volume(self.d, fmax, config.regularisation, self.mask, config.positive)
+        for h, sums in enumerate(self.sums):
+            sums.decay(forget if volume is not None else 0.0)
+            mine = idx[idx % halves == h]  # a particle stays in its half: its global index's parity
+            if volume is None:  # the start: the batch at random poses
+                matcher, sub = self.matcher(None, fmax)
+                rot = grid[torch.randint(0, len(grid), (len(mine),), generator=self.gen)][:, None]
+                off = torch.zeros(len(mine), 1, dtype=torch.long, device=self.device)
+                weight = torch.ones(len(mine), 1, device=self.device)
+            else:
+                scoring = volume if self.half_maps is None else self.half_maps[1 - h]
+                matcher, sub = self.matcher(scoring, fmax)
+                temperature = max(1.0, config.start_temperature * (1 - 2 * frac))
+                rot, off, weight, _ = _posterior_top_k(
+                    matcher, self.x[mine][:, sub], self.c[mine][:, sub], self.blank.weight[sub], self.offsets,
+                    grid, config, temperature, self.gen if config.draw else None)
+            w = self.blank.weight[sub]
+            x, c = self.x[mine][:, sub], self.c[mine][:, sub]
+            phases = self.blank.shift_phases(self.offsets)[:, sub]  # (t, m)
+            scale = weight[..., None] * w / 2  # each sample and its Friedel mate: half the rfft weight
+            vals = x[:, None, :] * phases[off] * c[:, None, :] * scale
+            ctf2 = (c * c)[:, None, :] * scale
+            m = vals.shape[-1]
+            sums.insert(self.blank._k[sub], vals.reshape(-1, m), ctf2.reshape(-1, m), rot.reshape(-1, 3, 3))
+        return self.volume(fmax)
+
+    def volume(self, fmax: float) -> torch.Tensor:
+        """The current map up to ``fmax`` (cycles/pixel): Wiener; with two halves, their sum
+        weighted by their FSC (and, with ``cross_halves``, each half's own map kept too)."""
+        config = self.config
+        reg, size, mask, positive = config.regularisation, self.d, self.mask, config.positive
+        if len(self.sums) == 1:
+            return self.sums[0].to_map(self.sums[0].transform(fmax, reg), size, mask, positive)
+        first, second = self.sums
+        shells = first.shell_fsc_weights(second, size, fmax, reg)
+        if config.cross_halves:
+            self.half_maps = [h.to_map(h.transform(fmax, reg) * shells, size, mask, positive)
+                              for h in self.sums]
+        both = first.merged(second)
+        return both.to_map(both.transform(fmax, reg) * shells, size, mask, positive)
 
     def assign(self, volume: torch.Tensor, idx: np.ndarray, fmax: float, grid: torch.Tensor
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`(b, 3, 3)` most likely poses, `(b,)` offset indices and posterior weights."""
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`(b, 3, 3)` most likely poses, `(b,)` offset indices, posterior weights and log
+        evidence (see :func:`_posterior_top_k`)."""
         matcher, sub = self.matcher(volume, fmax)
-        rot, off, weight = _posterior_top_k(matcher, self.x[idx][:, sub], self.c[idx][:, sub],
-                                            self.blank.weight[sub], self.offsets, grid, self.config, 1.0)
-        return rot[:, 0].cpu().double().numpy(), off[:, 0].cpu().numpy(), weight[:, 0].cpu().numpy()
+        rot, off, weight, evidence = _posterior_top_k(
+            matcher, self.x[idx][:, sub], self.c[idx][:, sub], self.blank.weight[sub], self.offsets, grid,
+            self.config, 1.0)
+        return (rot[:, 0].cpu().double().numpy(), off[:, 0].cpu().numpy(), weight[:, 0].cpu().numpy(),
+                evidence.cpu().double().numpy())
 
 
 def soft_search(
@@ -322,11 +405,15 @@ def soft_search(
     batch = min(config.batch_size, n)
     per_epoch = int(np.ceil(n / batch))
     total = config.epochs * per_epoch
-    try:
-        search = _Search(images, pixel_size_a, shifts_a, ctf, config, torch.device(device))
-        volume = None if reference is None else torch.as_tensor(reference, dtype=torch.float32).to(
-            search.device) * search.mask
-        for step in range(total):
+    restarts = config.restarts if reference is None else 1
+    screen = min(config.epochs, config.screen_epochs) if restarts > 1 else 0
+    units = (restarts * screen + config.epochs - screen) * n
+    done = 0
+
+    def steps(search: _Search, volume: torch.Tensor | None, first: int, last: int, label: str
+              ) -> Generator[Progress, None, torch.Tensor]:
+        nonlocal done, order
+        for step in range(first, last):
             epoch, b0 = divmod(step, per_epoch)
             if b0 == 0:
                 order = search.rng.permutation(n)
@@ -334,28 +421,60 @@ def soft_search(
             frac = step / max(1, total - 1)
             memory = config.memory_batches if epoch == 0 else max(config.memory_batches, per_epoch)
             volume = search.update(volume, idx, frac, 1 - 1 / memory)
-            yield Progress("soft search", min(n, (b0 + 1) * batch) + epoch * n, config.epochs * n,
-                           f"epoch {epoch + 1}/{config.epochs}, {search.resolution_a(frac):.0f} Å")
+            done += len(idx)
+            yield Progress("soft search", done, units,
+                           f"{label}epoch {epoch + 1}/{config.epochs}, {search.resolution_a(frac):.0f} Å")
+        return volume
+
+    order = np.arange(n)
+    try:
+        first_search = _Search(images, pixel_size_a, shifts_a, ctf, config, torch.device(device))
+        start = None if reference is None else torch.as_tensor(reference, dtype=torch.float32).to(
+            first_search.device) * first_search.mask
+        if restarts == 1:
+            search = first_search
+            volume = yield from steps(search, start, 0, total, "")
+        else:  # each random start runs the first epochs; the one the images favour goes on
+            rows = np.sort(np.random.default_rng(config.seed).permutation(n)[: min(n, 500)])
+            at = first_search.resolution_a(screen * per_epoch / max(1, total - 1))
+            judged = min(0.5, pixel_size_a / at)
+            grid = torch.from_numpy(sample_orientations(config.n_rotations, "uniform", seed=config.seed + 1))
+            grid = grid.to(first_search.device, torch.float32)
+            best: tuple[float, _Search, torch.Tensor] | None = None
+            for r in range(restarts):
+                candidate = first_search.restarted(config.seed + r)
+                volume = yield from steps(candidate, None, 0, screen * per_epoch,
+                                          f"start {r + 1}/{restarts}, ")
+                evidence = float(candidate.assign(volume, rows, judged, grid)[3].mean())
+                if best is None or evidence > best[0]:
+                    best = (evidence, candidate, volume)
+            _, search, volume = best
+            volume = yield from steps(search, volume, screen * per_epoch, total, "")
         # every particle's most likely candidate against the final map
         rotations, best_off, confidence = np.zeros((n, 3, 3)), np.zeros(n, dtype=np.int64), np.zeros(n)
+        evidence = np.zeros(n)
         fmax, grid = min(0.5, pixel_size_a / search.resolution_a(1.0)), search.grid()
         for b0 in range(0, n, batch):
             idx = np.arange(b0, min(n, b0 + batch))
-            rotations[idx], best_off[idx], confidence[idx] = search.assign(volume, idx, fmax, grid)
+            found = search.assign(volume, idx, fmax, grid)
+            rotations[idx], best_off[idx], confidence[idx], evidence[idx] = found
             yield Progress("soft search", int(idx[-1]) + 1, n, "final assignment")
     except RuntimeError as err:
         raise EngineError(f"soft search failed: {err}") from err
     new_shifts = shifts_a + search.offsets.cpu().numpy()[best_off] * pixel_size_a
-    return SoftSearchResult(volume.cpu().numpy(), rotations, new_shifts, confidence)
+    return SoftSearchResult(volume.cpu().numpy(), rotations, new_shifts, confidence, float(evidence.mean()))
 
 
 def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w: torch.Tensor,
                      offsets: torch.Tensor, grid: torch.Tensor, config: SoftSearchConfig, temperature: float,
                      generator: torch.Generator | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """`(b, K, 3, 3)` poses, `(b, K)` offset indices and `(b, K)` weights (summing to 1) of
     ``K = top_k`` candidates per particle: the most likely ones with their posterior
-    weights, or, given a ``generator``, ``K`` draws from the posterior with equal weights.
+    weights, or, given a ``generator``, ``K`` draws from the posterior with equal weights;
+    and `(b,)` each particle's log evidence for the map against an empty one (the
+    log-likelihood averaged over all candidates, with ``σ²`` the image's own power per
+    coefficient so that maps can be compared: the ranking of random starts).
 
     The Gaussian log-likelihood of candidate ``k`` with the map at amplitude ``a``:
     ``(a·Re⟨C·P_k, X⟩ − a²·‖C·P_k‖² / 2) / σ²`` (weighted sums over the disc). ``a`` is one
@@ -377,10 +496,12 @@ def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w:
     best = (u / e.sqrt()).argmax(1)
     rows = torch.arange(b, device=x.device)
     ub, eb = u[rows, best], e[rows, best]
-    a = (ub / eb).median().clamp_min(1e-12)
+    a = torch.ones((), device=x.device) if config.fsc_weighting else (ub / eb).median().clamp_min(1e-12)
     xx = (w * x.abs() ** 2).sum(-1)
     sigma2 = ((xx - 2 * a * ub + a * a * eb) / w.sum()).clamp_min(1e-20 * xx.clamp_min(1e-30) / w.sum())
     logp = (a * u - a * a * e / 2) / (sigma2[:, None] * temperature)
+    fit = (a * u - a * a * e / 2) / (xx / w.sum())[:, None]
+    evidence = torch.logsumexp(fit, 1) - float(np.log(u.shape[1]))
     k = min(config.top_k, logp.shape[1])
     if generator is None:  # the most likely candidates, weighted by their posterior
         val, pos = logp.topk(k, dim=1)
@@ -390,4 +511,4 @@ def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w:
         _, pos = (logp + g.to(logp.device)).topk(k, dim=1)
         weight = torch.full(pos.shape, 1.0 / k, device=logp.device)
     kg = len(grid)
-    return grid[pos % kg], pos // kg, weight
+    return grid[pos % kg], pos // kg, weight, evidence
