@@ -12,8 +12,8 @@ from napari_cryorient.engine.simulate import SimulationConfig, simulate_particle
 from napari_cryorient.engine.soft_search import SoftSearchConfig, soft_search
 from napari_cryorient.method.evaluate import harmless_alignment
 
-FAST = SoftSearchConfig(batch_size=100, n_rotations=2000, start_resolution_a=24.0, end_resolution_a=12.0,
-                        shift_range_px=0.0)
+FAST = SoftSearchConfig(epochs=4, batch_size=100, n_rotations=2000, start_resolution_a=24.0,
+                        end_resolution_a=12.0, shift_range_px=0.0, restarts=1)
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,33 @@ def test_a_map_made_of_noise_is_shrunk_when_the_halves_disagree():
     weighted = run_job(soft_search(noise, 4.0, None, None, replace(one, fsc_weighting=True))).volume
     assert np.isfinite(weighted).all()
     assert (weighted**2).sum() < 0.25 * (plain**2).sum()
+
+
+def test_the_evidence_prefers_the_map_the_particles_came_from(small_map, clean):
+    """What ranks the random starts: the particles' log evidence for their own map beats
+    that for another protein of the same power."""
+    from napari_cryorient.engine.so3 import sample_orientations
+    from napari_cryorient.engine.soft_search import _Search
+    from napari_cryorient.engine.volumes import make_pseudo_protein
+
+    own_map = torch.as_tensor(small_map, dtype=torch.float32)
+    other = torch.as_tensor(make_pseudo_protein(box=32, pixel_size_a=4.0, seed=11), dtype=torch.float32)
+    other = other * float(((own_map**2).sum() / (other**2).sum()).sqrt())
+    search = _Search(clean.images, 4.0, np.zeros((len(clean.images), 2)), None, FAST, torch.device("cpu"))
+    grid = torch.from_numpy(sample_orientations(2000, "uniform", seed=0)).float()
+    rows = np.arange(100)
+    own = search.assign(own_map, rows, 4.0 / 16.0, grid)[3]
+    alien = search.assign(other, rows, 4.0 / 16.0, grid)[3]
+    assert own.mean() > alien.mean()
+
+
+def test_random_starts_are_screened_then_the_chosen_one_runs_on(clean):
+    events = []
+    found = run_job(soft_search(clean.images[:200], 4.0, None, None, replace(
+        FAST, epochs=2, restarts=2, screen_epochs=1, n_rotations=500)), events.append)
+    messages = [e.message for e in events if isinstance(e, Progress)]
+    assert any(m.startswith("start 1/2") for m in messages) and any(m.startswith("start 2/2") for m in messages)
+    assert all(e.done <= e.total for e in events)
+    training = [e for e in events if "final assignment" not in e.message]
+    assert training[-1].done == training[-1].total  # two screened epochs and one more, all counted
+    assert np.isfinite(found.volume).all() and np.isfinite(found.log_evidence)

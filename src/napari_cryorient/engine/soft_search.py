@@ -108,22 +108,22 @@ class SoftSearchConfig:
         Work size, Fourier oversampling, seed of grids, batches and the start.
     """
 
-    epochs: int = 4
+    epochs: int = 8
     batch_size: int = 250
     n_rotations: int = 3000
     start_resolution_a: float = 40.0
     end_resolution_a: float = 20.0
     top_k: int = 16
     draw: bool = False
-    start_temperature: float = 4.0
+    start_temperature: float = 16.0
     memory_batches: float = 2.0
     shift_range_px: float = 4.0
     shift_step_px: float = 2.0
     mask_radius: float = 0.45
     positive: bool = True
-    fsc_weighting: bool = False
+    fsc_weighting: bool = True
     cross_halves: bool = False
-    restarts: int = 1
+    restarts: int = 6
     screen_epochs: int = 2
     regularisation: float = 0.05
     rotations_per_block: int = 1500

@@ -132,11 +132,13 @@ class AbInitioSettings:
         base = cls()
         if name == "quick":
             base = replace(base, rounds=1, global_iterations=5, fine_tune_steps=100, simulated_views=1000,
+                           soft=replace(base.soft, epochs=6, restarts=3),
                            search=replace(base.search, n_rotations=2000),
                            refine=replace(base.refine, radii_deg=(6.0, 3.0)),
                            recovery=replace(base.recovery, n_steps=150, n_restarts=1, screen_candidates=2))
         elif name == "thorough":
             base = replace(base, rounds=4, global_iterations=12, fine_tune_steps=600, simulated_views=5000,
+                           soft=replace(base.soft, restarts=10),
                            search=replace(base.search, n_rotations=8000, shift_step_px=1.0),
                            refine=replace(base.refine, radii_deg=(10.0, 6.0, 4.0, 2.0, 1.0)),
                            recovery=replace(base.recovery, n_steps=500, n_restarts=3))
