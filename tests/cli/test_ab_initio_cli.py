@@ -39,6 +39,14 @@ def test_ab_initio_writes_every_output(sim, tmp_path, start):
     assert all(np.isfinite(r["resolution_a"]) for r in rounds)
 
 
+def test_second_chance_is_asked_for_on_the_command_line(sim, tmp_path):
+    out = tmp_path / "ai"
+    assert main(["ab-initio", "--star", str(sim / "ctf" / "particles.star"), "--out", str(out),
+                 "--preset", "quick", "--rounds", "0", "--second-chance", "--device", "cpu"]) == 0
+    rounds = json.loads((out / "rounds.json").read_text())
+    assert [r["stage"] for r in rounds][-2:] == ["refine", "second chance"]
+
+
 @pytest.mark.parametrize(("case", "extra", "message"), [
     ("few", ["--no-ctf"], "at least 40 particles"),
     ("few", [], "no CTF parameters"),

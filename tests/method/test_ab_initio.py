@@ -74,6 +74,23 @@ def test_tiny_run_from_a_blurred_reference_beats_random_poses(tiny):
     assert [r["stage"] for r in result.rounds][:2] == ["search 1", "search 2"]
 
 
+def test_second_chance_runs_per_half_after_the_refinement(tiny):
+    """The global second chance joins the path after the refinement: each half against
+    its own half-map (the halves stay those of the first step), then a shorter
+    refinement; it leaves the poses no worse than it found them."""
+    volume, sim, particles = tiny
+    settings = AbInitioSettings.preset("quick", rounds=0, start_resolution_a=24.0, second_chance=True)
+    events = []
+    result = run_job(ab_initio(particles, None, settings, reference=volume.numpy()), events.append)
+    assert "reassign" in {e.stage for e in events}
+    assert [r["stage"] for r in result.rounds][-2:] == ["refine", "second chance"]
+    assert np.array_equal(result.reconstruction.half_assignment, split_halves(300, settings.seed))
+    before = harmless_alignment(result.stage_poses["refine"], sim.rotations)
+    after = harmless_alignment(result.particles.rotations, sim.rotations)
+    assert after.median_deg <= before.median_deg + 2.0, (before.median_deg, after.median_deg)
+    assert after.median_deg < 20.0
+
+
 def test_tiny_run_from_nothing_needs_no_network(tiny):
     """The soft-search start (no network, no reference) on clean-ish particles: the poses
     after search and refinement are far closer to the truth than random ones (after the

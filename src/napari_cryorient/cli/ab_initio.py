@@ -67,6 +67,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="accept particles without CTF parameters (CTF-free images, e.g. simulations)")
     parser.add_argument("--start-resolution", type=float, default=None, metavar="Å",
                         help="low-pass of the start shared by the halves (default: 12 pixels)")
+    parser.add_argument("--second-chance", action=argparse.BooleanOptionalAction, default=None,
+                        help="after the refinement, a global search of every particle against its own "
+                             "half-map, kept where the images prefer it (default: the preset's)")
     parser.add_argument("--seed", type=SEED, default=0)
     add_device_arg(parser)
 
@@ -108,6 +111,8 @@ def main(args: argparse.Namespace) -> int:
     model = load_model(args.model) if args.model is not None else load_generalist()
     reference = _reference(args.reference, particles.box, particles.pixel_size_a)
     changes = {"rounds": args.rounds} if args.rounds is not None else {}
+    if args.second_chance is not None:
+        changes["second_chance"] = args.second_chance
     settings = AbInitioSettings.preset(args.preset, start_resolution_a=args.start_resolution, seed=args.seed,
                                        start=args.start, device=device, **changes)
     try:

@@ -9,14 +9,21 @@ batch, as cryoSPARC's and RELION's stochastic ab initio do:
    small grid of origin offsets, at low resolution (the Fourier samples of
    :class:`~napari_cryorient.engine.matching.SliceMatcher`, CTF applied);
 2. the comparisons become a posterior over the candidates from the Gaussian
-   log-likelihood ``(a·Re⟨C·P_k, X⟩ − a²‖C·P_k‖²/2) / (σ² T)`` (``a``: one amplitude per
-   batch; ``σ²``: the particle's residual power per Fourier coefficient; ``T``: an
-   annealed temperature), and the ``top_k`` most likely candidates per particle are kept
-   with their posterior weights (or, with ``draw``, ``top_k`` are drawn from it);
+   log-likelihood ``(a·Re⟨C·P_k, X⟩ − a²‖C·P_k‖²/2) / (σ² T)`` (``a``: 1 for the
+   FSC-weighted map of step 3, else one fitted amplitude per batch; ``σ²``: the
+   particle's residual power per Fourier coefficient; ``T``: an annealed temperature),
+   and the ``top_k`` most likely candidates per particle are kept with their posterior
+   weights (or, with ``draw``, ``top_k`` are drawn from it);
 3. the batch is back-projected at those candidates into running Fourier sums (Wiener,
-   CTF-weighted) that forget old batches: the map follows the posterior, not a hard
-   choice, so a wrong early map is left gradually;
+   CTF-weighted) that forget old batches, one pair of sums per half of the particles:
+   the map follows the posterior, not a hard choice, so a wrong early map is left
+   gradually, and each of its shells is weighted by the halves' FSC, so noise that the
+   halves do not share is shrunk away;
 4. the new map is masked by a soft sphere and its negative density clipped.
+
+Several random starts run the first passes; the one whose map gives the particles the
+highest evidence runs on (the starts converge or not by chance; the evidence, which needs
+no truth, tells them apart).
 
 Only the few hundred Fourier samples of each image inside the resolution limit are kept
 (computed once), so a batch costs two small matrix products and one scatter.

@@ -17,7 +17,11 @@ Input: a particle stack with its pixel size and CTFs, nothing else (no poses, no
 3. **Global search.** Each half is matched over all of SO(3) and a grid of origins
    against its reference at low resolution, then reconstructed; a few iterations, each
    half against its own half-map from the second on.
-4. **Local refinement** of orientations *and* origins against each half's own half-map.
+4. **Local refinement** of orientations *and* origins against each half's own half-map;
+   with ``second_chance``, every particle then gets a global search (poses and origins)
+   against its own half-map and keeps its result where the images prefer it by more than
+   the odds of the search (:mod:`~napari_cryorient.engine.reassign`), and a shorter
+   refinement follows.
 5. **Self-training rounds.** For each half: projections of its own half-map are
    simulated with the half's CTFs, pixel size and a noise level measured from its
    images; the network is fine-tuned on them and recovers the half's poses again; each
@@ -47,6 +51,7 @@ from ..engine.inference import DistanceModel, image_features, network_input
 from ..engine.jobs import Job, Progress, forward, run_job
 from ..engine.matching import pose_scores
 from ..engine.particles import Particles
+from ..engine.reassign import ReassignConfig, reassign_poses
 from ..engine.reconstruct import ReconstructionResult, reconstruct_volume
 from ..engine.recover import FeatureDistances, RecoveryConfig, recover_orientations
 from ..engine.refine import RefineConfig, refine_orientations
@@ -92,9 +97,14 @@ class AbInitioSettings:
         (:class:`~napari_cryorient.engine.global_search.GlobalSearchConfig`), annealed
         linearly to 0 at the last-but-one; a start that knows little (a blob) is left
         gradually instead of locked in at once.
-    soft, search, refine, recovery
-        Settings of the soft search (the start), global search, local refinement and SO(3)
-        recovery.
+    second_chance
+        After the refinement, a global second chance for every particle against its own
+        half-map, then a shorter refinement (``reassign``, ``reassign_radii_deg``).
+    soft, search, refine, recovery, reassign
+        Settings of the soft search (the start), global search, local refinement, SO(3)
+        recovery and the second chance.
+    reassign_radii_deg
+        Radii of the refinement after the second chance (degrees).
     fine_tune_steps, simulated_views
         Fine-tuning per round and half: optimiser steps, and simulated projections of the
         half-map.
@@ -110,6 +120,7 @@ class AbInitioSettings:
     search_resolution_px: float = 6.0
     global_iterations: int = 8
     start_temperature: float = 0.5
+    second_chance: bool = False
     soft: SoftSearchConfig = field(default_factory=SoftSearchConfig)
     search: GlobalSearchConfig = field(default_factory=GlobalSearchConfig)
     # origins come from the global search: the refinement only nudges them (±1 step)
@@ -117,6 +128,8 @@ class AbInitioSettings:
                                                                       search_shifts=True, shift_range_px=0.0))
     recovery: RecoveryConfig = field(default_factory=lambda: RecoveryConfig(
         neighbour_fraction=0.5, n_restarts=2, n_steps=300, screen_candidates=4))
+    reassign: ReassignConfig = field(default_factory=ReassignConfig)
+    reassign_radii_deg: tuple[float, ...] = (4.0, 2.0)
     fine_tune_steps: int = 300
     simulated_views: int = 3000
     min_improvement: float = 0.01
@@ -154,6 +167,7 @@ class AbInitioSettings:
         if self.start not in STARTS:
             raise ValueError(f"unknown start {self.start!r}; choose one of {', '.join(STARTS)}")
         self.soft.validate()
+        self.reassign.validate()
 
 
 @dataclass
@@ -301,17 +315,33 @@ def _global_iterations(state: _State, start: torch.Tensor) -> Job[Reconstruction
     return rec
 
 
-def _refine(state: _State, stage: str) -> Job[tuple[ReconstructionResult, FSCResult, np.ndarray]]:
+def _refine(state: _State, stage: str, radii_deg: tuple[float, ...] | None = None
+            ) -> Job[tuple[ReconstructionResult, FSCResult, np.ndarray]]:
     previous = state.rotations.copy()
     s = state.s
+    config = replace(s.refine, seed=s.seed) if radii_deg is None else replace(s.refine, seed=s.seed,
+                                                                              radii_deg=radii_deg)
     result = yield from forward(refine_orientations(
         state.p.images, state.rotations, state.px, shifts_a=state.shifts, ctf=state.p.ctf,
-        config=replace(s.refine, seed=s.seed), device=s.device, halves=state.halves), "refine", message=stage)
+        config=config, device=s.device, halves=state.halves), "refine", message=stage)
     state.rotations, state.shifts = result.rotations, result.shifts_a
     rec = yield from state.reconstruct("refine")
     fsc = fourier_shell_correlation(*rec.half_maps, state.px)
     state.record(stage, fsc, previous)
     return rec, fsc, result.scores
+
+
+def _second_chance(state: _State, rec: ReconstructionResult, fsc: FSCResult
+                   ) -> Job[tuple[ReconstructionResult, FSCResult, np.ndarray]]:
+    """Each particle's global second chance against its own half-map, then a shorter
+    refinement (the halves stay apart)."""
+    s = state.s
+    moved = yield from forward(reassign_poses(
+        state.p.images, rec.half_maps, state.halves, state.rotations, state.px, state.shifts, state.p.ctf,
+        fsc.resolution_0143_a, s.reassign, device=s.device), "reassign")
+    state.rotations, state.shifts = moved.rotations, moved.shifts_a
+    state.stage_poses["second chance"] = state.rotations.copy()
+    return (yield from _refine(state, "second chance", s.reassign_radii_deg))
 
 
 def _measured_noise(part: Particles, half_map: np.ndarray, sample: int, seed: int) -> tuple[float, float]:
@@ -413,8 +443,8 @@ def ab_initio(particles: Particles, model: DistanceModel | None, settings: AbIni
     ------
     Progress
         Stages ``features``, ``recover``, ``resolve``, ``start``, ``search``, ``refine``,
-        ``self-train``; after each complete round, one event whose ``data["result"]`` is
-        the :class:`AbInitioResult` so far.
+        ``reassign`` (with ``second_chance``), ``self-train``; after each complete round,
+        one event whose ``data["result"]`` is the :class:`AbInitioResult` so far.
 
     Returns
     -------
@@ -440,6 +470,8 @@ def ab_initio(particles: Particles, model: DistanceModel | None, settings: AbIni
         state.stage_poses["start"] = state.rotations.copy()
     yield from _global_iterations(state, start)
     rec, fsc, scores = yield from _refine(state, "refine")
+    if s.second_chance:
+        rec, fsc, scores = yield from _second_chance(state, rec, fsc)
     best = _snapshot(state, rec, fsc, scores, [model, model] if model is not None else [])
     yield Progress("round", 0, s.rounds, "start + search + refinement", {"result": best})
     models = [model, model]

@@ -151,7 +151,8 @@ class RecoverWidget(JobWidget):
         if not model.any_box and model.original_box != particles.box:
             model = load_generalist()
         settings = AbInitioSettings.preset(self.preset.value, seed=self.seed.value,
-                                           start=self.start_from.value)
+                                           start=self.start_from.value,
+                                           second_chance=self.second_chance.value)
         ctf_mode = "wiener" if particles.ctf is not None else "none"
         self._losses, self._estimate = [], None
         truth = ds.truth
