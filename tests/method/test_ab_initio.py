@@ -123,8 +123,10 @@ def test_bad_input_is_refused_with_one_line(tiny):
         AbInitioSettings.preset("fast")
     with pytest.raises(ValueError, match="unknown start"):
         run_job(ab_initio(particles, model, AbInitioSettings(start="blob")))
-    with pytest.raises(ValueError, match="needs a distance network"):
-        run_job(ab_initio(particles, None, AbInitioSettings(rounds=0)))
+    with pytest.raises(ValueError, match="needs a distance network"):  # the generalist start
+        run_job(ab_initio(particles, None, AbInitioSettings(rounds=0, start="generalist")))
+    with pytest.raises(ValueError, match="needs a distance network"):  # self-training rounds
+        run_job(ab_initio(particles, None, AbInitioSettings(rounds=1)))
 
 
 def test_halves_never_meet_before_the_final_fsc(tiny, monkeypatch):

@@ -1,8 +1,8 @@
 """Find orientations, origins and a map from the particle images alone (no poses, no map).
 
-Gold-standard halves from the first step; a start from the generalist network shipped
-with the package (trained on procedural proteins only), from a soft search on half 1
-(--start soft-search) or from --reference; global
+Gold-standard halves from the first step; a start from a soft search on half 1 (random
+maps ranked by their evidence; the default), from the generalist network shipped with the
+package (--start generalist; trained on procedural proteins only) or from --reference; global
 search, local refinement of poses and origins, then self-training rounds in which the
 network is fine-tuned on simulations of each half's own half-map. Writes, all or nothing:
 OUT/particles.star (RELION 3.1, poses, origins, CTF, the half of each particle),
@@ -13,7 +13,7 @@ OUT/network_half2.pt.
 examples:
   cryorient ab-initio --star particles.star --out abinitio/
   cryorient ab-initio --star particles.cs --out abinitio/ --rounds 1
-  cryorient ab-initio --star particles.star --start soft-search --out abinitio/
+  cryorient ab-initio --star particles.star --start generalist --out abinitio/
   cryorient ab-initio --star particles.star --reference homologue.mrc --out abinitio/
 """
 
@@ -53,10 +53,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--reference", type=Path, default=None,
                         help="a start map (e.g. a homologue), low-pass filtered before use")
-    parser.add_argument("--start", choices=STARTS, default="generalist",
-                        help="where the start map comes from without --reference: the generalist network's "
-                             "recovery, or a soft search (stochastic EM over a pose grid from a random map; "
-                             "no network) on half 1 (default %(default)s)")
+    parser.add_argument("--start", choices=STARTS, default="soft-search",
+                        help="where the start map comes from without --reference: a soft search "
+                             "(stochastic EM over a pose grid from random maps; no network) on half 1, or "
+                             "the generalist network's recovery (default %(default)s)")
     parser.add_argument("--model", type=Path, default=None,
                         help="distance network to start from (default: the shipped generalist)")
     parser.add_argument("--preset", choices=PRESETS, default="standard",

@@ -7,13 +7,14 @@ Input: a particle stack with its pixel size and CTFs, nothing else (no poses, no
    ambiguity choice, its own maps and its own network. The only thing the halves share is
    the start map, low-pass filtered far below the resolution that is claimed at the end
    (``start_resolution_a``, as RELION shares an initial reference at 30–60 Å).
-2. **Start.** By default (``start="generalist"``) the generalist network (trained on
-   procedural proteins only, shipped with the package) gives features of each half;
-   recovery on SO(3) and the ambiguity step give poses, and the map of half 1, low-passed,
-   is the start. Or (``start="soft-search"``) a stochastic soft search
+2. **Start.** By default (``start="soft-search"``) a stochastic soft search
    (:mod:`~napari_cryorient.engine.soft_search`: expectation–maximisation over a pose
-   grid, batch by batch, from a random map; no network) on half 1 gives a map,
-   low-passed the same way. Or a user's ``reference`` map (e.g. a homologue).
+   grid, batch by batch, from random maps ranked by their evidence; no network) on half 1
+   gives a map, low-passed to the start resolution. Or (``start="generalist"``) the
+   generalist network (trained on procedural proteins only, shipped with the package)
+   gives features of each half; recovery on SO(3) and the ambiguity step give poses, and
+   the map of half 1, low-passed, is the start. Or a user's ``reference`` map (e.g. a
+   homologue).
 3. **Global search.** Each half is matched over all of SO(3) and a grid of origins
    against its reference at low resolution, then reconstructed; a few iterations, each
    half against its own half-map from the second on.
@@ -115,7 +116,7 @@ class AbInitioSettings:
     """
 
     rounds: int = 2
-    start: str = "generalist"
+    start: str = "soft-search"
     start_resolution_a: float | None = None
     search_resolution_px: float = 6.0
     global_iterations: int = 8

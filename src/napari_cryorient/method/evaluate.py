@@ -19,7 +19,7 @@ from ..engine.particles import Particles
 from ..engine.reconstruct import ReconstructionResult, reconstruct_volume
 
 __all__ = ["MapScore", "PoseMetrics", "evaluate_poses", "harmless_alignment", "random_pose_baseline",
-           "score_map"]
+           "score_map", "translate_to_reference"]
 
 
 def _as_quaternions(poses: np.ndarray) -> np.ndarray:
@@ -108,3 +108,41 @@ def score_map(rec: ReconstructionResult, truth: np.ndarray | torch.Tensor | None
     half = fourier_shell_correlation(*rec.half_maps, px) if rec.half_maps is not None else None
     vs_truth = compare_with_reference(rec.volume, truth, px) if truth is not None else None
     return MapScore(half, vs_truth)
+
+
+def translate_to_reference(volume: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``volume`` by the whole-voxel shift that best overlays it on ``reference``.
+
+    A truth-free reconstruction fixes its frame only up to a global rotation (see
+    :func:`harmless_alignment`) and a global translation: every particle's origin can
+    absorb the same 3D shift. The shift is the peak of the cross-correlation of the two
+    maps (circular, FFT) and of the correlation with the mirror image of ``reference``,
+    the better of the two hands; the scorer applies it before an FSC against the truth.
+
+    Parameters
+    ----------
+    volume, reference
+        `(d, d, d)` maps on the same grid.
+
+    Returns
+    -------
+    moved : np.ndarray
+        `(d, d, d)` ``volume`` rolled by the shift.
+    shift_px : np.ndarray
+        `(3,)` the shift (voxels, ``[z, y, x]``, each in ``[-d/2, d/2)``).
+    """
+    from ..engine.volumes import mirror_volume
+
+    vol = torch.as_tensor(np.asarray(volume), dtype=torch.float64)
+    ref = torch.as_tensor(np.asarray(reference), dtype=torch.float64)
+    fv = torch.fft.fftn(vol - vol.mean())
+    best = None
+    for target in (ref, mirror_volume(ref)):
+        cc = torch.fft.ifftn(torch.fft.fftn(target - target.mean()) * fv.conj()).real
+        peak = int(cc.argmax())
+        if best is None or cc.reshape(-1)[peak] > best[0]:
+            best = (cc.reshape(-1)[peak], np.unravel_index(peak, cc.shape))
+    d = np.array(vol.shape)
+    shift = (np.array(best[1]) + d // 2) % d - d // 2
+    return np.roll(vol.numpy(), tuple(int(s) for s in shift), axis=(0, 1, 2)), shift

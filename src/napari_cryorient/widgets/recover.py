@@ -65,7 +65,7 @@ class RecoverWidget(JobWidget):
                                       value=METHOD_PRESETS["standard"].reassign is not None)
         # no truth: where the start map comes from (the network's recovery, or a soft search)
         self.start_from = ComboBox(name="start_from", label="start (no truth)", choices=list(STARTS),
-                                   value="generalist")
+                                   value="soft-search")
         self.preset.changed.connect(self._apply_preset)
         self._searched_origins = False
         self.inplane = CheckBox(name="inplane", label="show in-plane directions (vectors)", value=False)
