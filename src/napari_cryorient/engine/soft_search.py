@@ -101,10 +101,6 @@ class SoftSearchConfig:
         is shrunk to nothing and gives a broad posterior, as RELION's regularised
         reconstruction does, instead of a fitted amplitude that the best of thousands of
         candidates inflates.
-    cross_halves
-        With ``fsc_weighting``: score each half's particles against the other half's map,
-        so that no particle is compared with a map holding its own noise or that of the
-        particles aligned with it (the two halves agree only on what the images share).
     regularisation
         Relative Wiener term (of the mean CTF² weight inside the band).
     restarts, screen_epochs
@@ -129,7 +125,6 @@ class SoftSearchConfig:
     mask_radius: float = 0.45
     positive: bool = True
     fsc_weighting: bool = True
-    cross_halves: bool = False
     restarts: int = 6
     screen_epochs: int = 2
     regularisation: float = 0.05
@@ -278,7 +273,6 @@ class _Search:
         self.offsets = offset_grid(config.shift_range_px, config.shift_step_px).to(device)
         self.mask = spherical_mask(d, config.mask_radius * d, 3.0, device=device)
         self.sums = [_FourierSums(self.blank.p, device) for _ in range(2 if config.fsc_weighting else 1)]
-        self.half_maps: list[torch.Tensor] | None = None
         self.rng = np.random.default_rng(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
 
@@ -286,7 +280,6 @@ class _Search:
         """A fresh search from another random start, sharing the images' samples."""
         other = copy.copy(self)
         other.sums = [_FourierSums(self.blank.p, self.device) for _ in self.sums]
-        other.half_maps = None
         other.rng = np.random.default_rng(seed)
         other.gen = torch.Generator().manual_seed(seed)
         return other
@@ -308,50 +301,47 @@ class _Search:
 
     def update(self, volume: torch.Tensor | None, idx: np.ndarray, frac: float, forget: float
                ) -> torch.Tensor:
-        """One batch: candidates drawn against ``volume`` (random poses without one; with
-        ``cross_halves``, each half against the other half's map), their back-projection
-        into the sums of the particles' halves (old batches times ``forget``), the new map."""
+        """One batch: candidates drawn against ``volume`` (random poses without one), their
+        back-projection into the sums of the particles' halves (old batches times
+        ``forget``), the new map."""
         config = self.config
         fmax = min(0.5, self.px / self.resolution_a(frac))
         halves = len(self.sums)
         grid = self.grid()
-        for h, sums in enumerate(self.sums):
+        matcher, sub = self.matcher(volume, fmax)
+        w = self.blank.weight[sub]
+        x, c = self.x[idx][:, sub], self.c[idx][:, sub]
+        part = [np.flatnonzero(idx % halves == h) for h in range(halves)]  # a particle keeps its half
+        if volume is None:  # the start: the batch at random poses
+            rot = torch.empty(len(idx), 1, 3, 3, device=self.device)
+            for rows in part:
+                rot[rows] = grid[torch.randint(0, len(grid), (len(rows),), generator=self.gen)][:, None]
+            off = torch.zeros(len(idx), 1, dtype=torch.long, device=self.device)
+            weight = torch.ones(len(idx), 1, device=self.device)
+        else:
+            temperature = max(1.0, config.start_temperature * (1 - 2 * frac))
+            rot, off, weight, _ = _posterior_top_k(matcher, x, c, w, self.offsets, grid, config, temperature,
+                                                   self.gen if config.draw else None)
+        phases = self.blank.shift_phases(self.offsets)[:, sub]  # (t, m)
+        scale = weight[..., None] * w / 2  # each sample and its Friedel mate: half the rfft weight
+        vals = x[:, None, :] * phases[off] * c[:, None, :] * scale
+        ctf2 = (c * c)[:, None, :] * scale
+        m = vals.shape[-1]
+        for sums, rows in zip(self.sums, part, strict=True):
             sums.decay(forget if volume is not None else 0.0)
-            mine = idx[idx % halves == h]  # a particle stays in its half: its global index's parity
-            if volume is None:  # the start: the batch at random poses
-                matcher, sub = self.matcher(None, fmax)
-                rot = grid[torch.randint(0, len(grid), (len(mine),), generator=self.gen)][:, None]
-                off = torch.zeros(len(mine), 1, dtype=torch.long, device=self.device)
-                weight = torch.ones(len(mine), 1, device=self.device)
-            else:
-                scoring = volume if self.half_maps is None else self.half_maps[1 - h]
-                matcher, sub = self.matcher(scoring, fmax)
-                temperature = max(1.0, config.start_temperature * (1 - 2 * frac))
-                rot, off, weight, _ = _posterior_top_k(
-                    matcher, self.x[mine][:, sub], self.c[mine][:, sub], self.blank.weight[sub], self.offsets,
-                    grid, config, temperature, self.gen if config.draw else None)
-            w = self.blank.weight[sub]
-            x, c = self.x[mine][:, sub], self.c[mine][:, sub]
-            phases = self.blank.shift_phases(self.offsets)[:, sub]  # (t, m)
-            scale = weight[..., None] * w / 2  # each sample and its Friedel mate: half the rfft weight
-            vals = x[:, None, :] * phases[off] * c[:, None, :] * scale
-            ctf2 = (c * c)[:, None, :] * scale
-            m = vals.shape[-1]
-            sums.insert(self.blank._k[sub], vals.reshape(-1, m), ctf2.reshape(-1, m), rot.reshape(-1, 3, 3))
+            sums.insert(self.blank._k[sub], vals[rows].reshape(-1, m), ctf2[rows].reshape(-1, m),
+                        rot[rows].reshape(-1, 3, 3))
         return self.volume(fmax)
 
     def volume(self, fmax: float) -> torch.Tensor:
         """The current map up to ``fmax`` (cycles/pixel): Wiener; with two halves, their sum
-        weighted by their FSC (and, with ``cross_halves``, each half's own map kept too)."""
+        weighted by their FSC."""
         config = self.config
         reg, size, mask, positive = config.regularisation, self.d, self.mask, config.positive
         if len(self.sums) == 1:
             return self.sums[0].to_map(self.sums[0].transform(fmax, reg), size, mask, positive)
         first, second = self.sums
         shells = first.shell_fsc_weights(second, size, fmax, reg)
-        if config.cross_halves:
-            self.half_maps = [h.to_map(h.transform(fmax, reg) * shells, size, mask, positive)
-                              for h in self.sums]
         both = first.merged(second)
         return both.to_map(both.transform(fmax, reg) * shells, size, mask, positive)
 
