@@ -40,8 +40,10 @@ def _guarded(
 
     def thin(event: Progress) -> Progress | None:
         now = time.monotonic()
-        # stage ends and epoch ends (validation results) are always forwarded
-        if now - last[0] >= interval_s or event.done >= event.total or "val_loss" in event.data:
+        # stage ends, epoch ends (validation results) and complete rounds (a result to show)
+        # are always forwarded
+        if (now - last[0] >= interval_s or event.done >= event.total or "val_loss" in event.data
+                or "result" in event.data):
             last[0] = now
             return event
         return None
