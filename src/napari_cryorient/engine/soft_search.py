@@ -95,8 +95,8 @@ class SoftSearchConfig:
     positive
         Clip negative density after each update.
     fsc_weighting
-        Keep the particles of each batch in two independent running sums (alternate
-        particles), weight the map's Fourier shells by ``2·FSC / (1 + FSC)`` of the two, and
+        Keep the particles in two independent running sums (by the parity of their index:
+        a particle stays in its half), weight the map's Fourier shells by ``2·FSC / (1 + FSC)`` of the two, and
         compare with the map at amplitude 1 instead of a fitted one: a map made of noise
         is shrunk to nothing and gives a broad posterior, as RELION's regularised
         reconstruction does, instead of a fitted amplitude that the best of thousands of
@@ -474,8 +474,8 @@ def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w:
     coefficient so that maps can be compared: the ranking of random starts).
 
     The Gaussian log-likelihood of candidate ``k`` with the map at amplitude ``a``:
-    ``(a·Re⟨C·P_k, X⟩ − a²·‖C·P_k‖² / 2) / σ²`` (weighted sums over the disc). ``a`` is one
-    least-squares amplitude for the batch (the median over its particles at their best
+    ``(a·Re⟨C·P_k, X⟩ − a²·‖C·P_k‖² / 2) / σ²`` (weighted sums over the disc). ``a`` is 1
+    for an FSC-weighted map (``fsc_weighting``), else one least-squares amplitude for the batch (the median over its particles at their best
     normalised correlation) and ``σ²`` each particle's residual power per coefficient
     there. Unlike the normalised correlation alone, a weak map gives a broad posterior:
     noise cannot be fitted at any amplitude."""
