@@ -95,12 +95,12 @@ class SoftSearchConfig:
     positive
         Clip negative density after each update.
     fsc_weighting
-        Keep the particles in two independent running sums (by the parity of their index:
-        a particle stays in its half), weight the map's Fourier shells by ``2·FSC / (1 + FSC)`` of the two, and
-        compare with the map at amplitude 1 instead of a fitted one: a map made of noise
-        is shrunk to nothing and gives a broad posterior, as RELION's regularised
-        reconstruction does, instead of a fitted amplitude that the best of thousands of
-        candidates inflates.
+        Keep the particles in two independent running sums (by the parity of their
+        index: a particle stays in its half), weight the map's Fourier shells by
+        ``2·FSC / (1 + FSC)`` of the two, and compare with the map at amplitude 1 instead
+        of a fitted one: a map made of noise is shrunk to nothing and gives a broad
+        posterior, as RELION's regularised reconstruction does, instead of a fitted
+        amplitude that the best of thousands of candidates inflates.
     regularisation
         Relative Wiener term (of the mean CTF² weight inside the band).
     restarts, screen_epochs
@@ -475,10 +475,10 @@ def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w:
 
     The Gaussian log-likelihood of candidate ``k`` with the map at amplitude ``a``:
     ``(a·Re⟨C·P_k, X⟩ − a²·‖C·P_k‖² / 2) / σ²`` (weighted sums over the disc). ``a`` is 1
-    for an FSC-weighted map (``fsc_weighting``), else one least-squares amplitude for the batch (the median over its particles at their best
-    normalised correlation) and ``σ²`` each particle's residual power per coefficient
-    there. Unlike the normalised correlation alone, a weak map gives a broad posterior:
-    noise cannot be fitted at any amplitude."""
+    for an FSC-weighted map (``fsc_weighting``), else one least-squares amplitude for the
+    batch (the median over its particles at their best normalised correlation); ``σ²`` is
+    each particle's residual power per coefficient there. Unlike the normalised
+    correlation alone, a weak map gives a broad posterior: noise cannot be fitted at any amplitude."""
     b, t = len(x), len(offsets)
     phases = matcher.shift_phases(offsets)  # (t, m)
     xt = (x[:, None, :] * phases[None] * c[:, None, :]).reshape(-1, x.shape[-1]) * w  # (b·t, m)
