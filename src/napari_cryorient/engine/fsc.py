@@ -67,6 +67,22 @@ def _crossing(freq: np.ndarray, fsc: np.ndarray, threshold: float) -> tuple[floa
     return float(f), False
 
 
+def shell_correlation(fa: torch.Tensor, fb: torch.Tensor, shell: torch.Tensor, n_shells: int,
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+    """`(n_shells,)` correlation of two flat complex transforms ``fa``, ``fb`` shell by shell
+    (``shell``: the integer shell of each sample; ``weight``: optional Friedel weights);
+    0 where a shell holds no power."""
+    w = torch.ones_like(fa.real) if weight is None else weight
+    real = fa.real.dtype
+
+    def total(values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(n_shells, dtype=real, device=fa.device).index_add_(0, shell, w * values)
+
+    cross, pa, pb = total((fa * fb.conj()).real), total(fa.abs() ** 2), total(fb.abs() ** 2)
+    denom = torch.sqrt(pa * pb)
+    return torch.where(denom > 0, cross / denom.clamp_min(torch.finfo(real).tiny), torch.zeros_like(cross))
+
+
 def fourier_shell_correlation(
     map1: np.ndarray | torch.Tensor,
     map2: np.ndarray | torch.Tensor,
@@ -103,11 +119,7 @@ def fourier_shell_correlation(
     shell = shell[keep]
     w = friedel_weights(tuple(a.shape)).flatten()[keep]
     fa, fb = fa.flatten()[keep], fb.flatten()[keep]
-    cross = torch.zeros(n_shells, dtype=torch.float64).index_add_(0, shell, w * (fa * fb.conj()).real)
-    pa = torch.zeros(n_shells, dtype=torch.float64).index_add_(0, shell, w * fa.abs() ** 2)
-    pb = torch.zeros(n_shells, dtype=torch.float64).index_add_(0, shell, w * fb.abs() ** 2)
-    denom = torch.sqrt(pa * pb)
-    fsc = torch.where(denom > 0, cross / denom.clamp_min(1e-300), torch.zeros_like(cross)).numpy()
+    fsc = shell_correlation(fa, fb, shell, n_shells, w).numpy()
     freq = np.arange(n_shells) / (d * pixel_size_a)
     f143, n143 = _crossing(freq, fsc, 0.143)
     f05, n05 = _crossing(freq, fsc, 0.5)

@@ -44,6 +44,7 @@ import torch
 
 from .ctf import CTFParams
 from .frequencies import frequency_norm
+from .fsc import shell_correlation
 from .jobs import EngineError, Progress
 from .masks import spherical_mask
 from .matching import SliceMatcher, disc_samples, offset_grid
@@ -233,11 +234,7 @@ class _FourierSums:
         ``1 / size`` cycles per pixel)."""
         f1, f2 = self.transform(fmax, regularisation), other.transform(fmax, regularisation)
         shell = torch.round(self._radius * size).long()
-        n = int(shell.max()) + 1
-        cross = torch.zeros(n, device=f1.device).index_add_(0, shell, (f1 * f2.conj()).real)
-        p1 = torch.zeros(n, device=f1.device).index_add_(0, shell, f1.abs() ** 2)
-        p2 = torch.zeros(n, device=f1.device).index_add_(0, shell, f2.abs() ** 2)
-        fsc = (cross / (p1 * p2).sqrt().clamp_min(1e-30)).clamp(0.0, 1.0)
+        fsc = shell_correlation(f1, f2, shell, int(shell.max()) + 1).clamp(0.0, 1.0)
         return (2 * fsc / (1 + fsc))[shell]
 
     def merged(self, other: _FourierSums) -> _FourierSums:
@@ -352,7 +349,7 @@ class _Search:
         matcher, sub = self.matcher(volume, fmax)
         rot, off, weight, evidence = _posterior_top_k(
             matcher, self.x[idx][:, sub], self.c[idx][:, sub], self.blank.weight[sub], self.offsets, grid,
-            self.config, 1.0)
+            self.config, 1.0, evidence=True)
         return (rot[:, 0].cpu().double().numpy(), off[:, 0].cpu().numpy(), weight[:, 0].cpu().numpy(),
                 evidence.cpu().double().numpy())
 
@@ -464,12 +461,12 @@ def soft_search(
 
 def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w: torch.Tensor,
                      offsets: torch.Tensor, grid: torch.Tensor, config: SoftSearchConfig, temperature: float,
-                     generator: torch.Generator | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                     generator: torch.Generator | None = None, evidence: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """`(b, K, 3, 3)` poses, `(b, K)` offset indices and `(b, K)` weights (summing to 1) of
     ``K = top_k`` candidates per particle: the most likely ones with their posterior
     weights, or, given a ``generator``, ``K`` draws from the posterior with equal weights;
-    and `(b,)` each particle's log evidence for the map against an empty one (the
+    and, with ``evidence``, `(b,)` each particle's log evidence for the map against an empty one (the
     log-likelihood averaged over all candidates, with ``σ²`` the image's own power per
     coefficient so that maps can be compared: the ranking of random starts).
 
@@ -497,8 +494,10 @@ def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w:
     xx = (w * x.abs() ** 2).sum(-1)
     sigma2 = ((xx - 2 * a * ub + a * a * eb) / w.sum()).clamp_min(1e-20 * xx.clamp_min(1e-30) / w.sum())
     logp = (a * u - a * a * e / 2) / (sigma2[:, None] * temperature)
-    fit = (a * u - a * a * e / 2) / (xx / w.sum())[:, None]
-    evidence = torch.logsumexp(fit, 1) - float(np.log(u.shape[1]))
+    log_evidence = None
+    if evidence:
+        fit = (a * u - a * a * e / 2) / (xx / w.sum())[:, None]
+        log_evidence = torch.logsumexp(fit, 1) - float(np.log(u.shape[1]))
     k = min(config.top_k, logp.shape[1])
     if generator is None:  # the most likely candidates, weighted by their posterior
         val, pos = logp.topk(k, dim=1)
@@ -508,4 +507,4 @@ def _posterior_top_k(matcher: SliceMatcher, x: torch.Tensor, c: torch.Tensor, w:
         _, pos = (logp + g.to(logp.device)).topk(k, dim=1)
         weight = torch.full(pos.shape, 1.0 / k, device=logp.device)
     kg = len(grid)
-    return grid[pos % kg], pos // kg, weight, evidence
+    return grid[pos % kg], pos // kg, weight, log_evidence

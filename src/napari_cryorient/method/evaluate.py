@@ -17,6 +17,7 @@ from ..engine.fsc import FSCResult, HandComparison, compare_with_reference, four
 from ..engine.jobs import Job, forward
 from ..engine.particles import Particles
 from ..engine.reconstruct import ReconstructionResult, reconstruct_volume
+from ..engine.volumes import mirror_volume
 
 __all__ = ["MapScore", "PoseMetrics", "evaluate_poses", "harmless_alignment", "random_pose_baseline",
            "score_map", "translate_to_reference"]
@@ -132,8 +133,6 @@ def translate_to_reference(volume: np.ndarray | torch.Tensor, reference: np.ndar
     shift_px : np.ndarray
         `(3,)` the shift (voxels, ``[z, y, x]``, each in ``[-d/2, d/2)``).
     """
-    from ..engine.volumes import mirror_volume
-
     vol = torch.as_tensor(np.asarray(volume), dtype=torch.float64)
     ref = torch.as_tensor(np.asarray(reference), dtype=torch.float64)
     fv = torch.fft.fftn(vol - vol.mean())
