@@ -47,6 +47,9 @@ MAPS = {
     # the ribosome header has no voxel size: 3.05 Å/px at 65 px as in benchmarks.method
     "ribosome": DemoConfig(volume=SHARED / "clean70SRibosome_vol_65p.mrc", pixel_size_a=3.0 * 65 / 64),
     "hand": DemoConfig(volume=SHARED / "hand-vol.mrc"),
+    # an atomic model (PDB 2XHE, Unc18-syntaxin, about 80 kDa and 120 Å across; benchmarks/data/README.md)
+    # rendered at 2.5 Å/px: 160 Å box
+    "unc18": DemoConfig(volume=Path(__file__).resolve().parent / "data" / "2xhe.pdb.gz", pixel_size_a=2.5),
     "sample": DemoConfig(),
 }
 SNRS = (-12.0, -16.0)

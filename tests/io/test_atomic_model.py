@@ -1,7 +1,11 @@
+import gzip
+
 import numpy as np
 import pytest
 
-from napari_cryorient.io import InputError, map_from_atomic_model, read_atoms
+from napari_cryorient.io import InputError, is_atomic_model, map_from_atomic_model, read_atoms
+from napari_cryorient.method import DemoConfig
+from napari_cryorient.method.demo import load_demo_volume
 
 PDB = """\
 ATOM      1  N   ALA A   1      10.000  12.000  14.000  1.00  0.00           N
@@ -40,3 +44,19 @@ def test_bad_model_files(tmp_path):
     empty.write_text("END\n")
     with pytest.raises(InputError, match="no atoms"):
         read_atoms(empty)
+
+
+def test_models_are_told_from_maps_by_suffix():
+    assert is_atomic_model("a/b/2xhe.pdb.gz") and is_atomic_model("X.CIF") and is_atomic_model("m.ent")
+    assert not is_atomic_model("map.mrc") and not is_atomic_model("stack.mrcs.gz")
+
+
+def test_a_demo_volume_can_be_an_atomic_model(tmp_path):
+    path = tmp_path / "m.pdb.gz"
+    path.write_bytes(gzip.compress(PDB.encode()))
+    vol, px = load_demo_volume(DemoConfig(volume=path, box=24, pixel_size_a=1.5))
+    assert px == 1.5 and tuple(vol.shape) == (24, 24, 24)
+    assert float(vol.abs().max()) > 0
+    # the same density as the model rendered directly, up to the normalisation
+    direct = map_from_atomic_model(path, box=24, pixel_size_a=1.5).numpy().ravel()
+    assert np.corrcoef(direct, vol.numpy().ravel())[0, 1] > 0.999

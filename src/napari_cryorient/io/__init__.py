@@ -5,7 +5,7 @@ No napari and no Qt here. Every reader raises :class:`InputError` with a message
 names the file and the problem.
 """
 
-from .atomic_model import map_from_atomic_model, read_atoms
+from .atomic_model import is_atomic_model, map_from_atomic_model, read_atoms
 from .atomic_write import atomic_path
 from .cryodrgn import (
     read_cryodrgn,
@@ -31,6 +31,7 @@ __all__ = [
     "StackWriter",
     "atomic_path",
     "check_finite",
+    "is_atomic_model",
     "map_from_atomic_model",
     "read_atoms",
     "read_cryodrgn",

@@ -10,7 +10,15 @@ import torch
 from ..engine.volumes import density_from_atoms
 from .errors import InputError
 
-__all__ = ["map_from_atomic_model", "read_atoms"]
+__all__ = ["MODEL_SUFFIXES", "is_atomic_model", "map_from_atomic_model", "read_atoms"]
+
+MODEL_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif")
+
+
+def is_atomic_model(path: str | Path) -> bool:
+    """Whether ``path`` names a PDB/mmCIF model by its suffix (a ``.gz`` after it allowed)."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    return name.endswith(MODEL_SUFFIXES)
 
 
 def read_atoms(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,15 @@ from ..engine.refine import RefineConfig
 from ..engine.simulate import SimulationConfig, SimulationResult, simulate_particles
 from ..engine.train import DistanceTrainer, TrainConfig, prepare_training_data
 from ..engine.volumes import make_sample_volume, normalise_volume
-from ..io import StackWriter, read_map, staged_outputs, write_map, write_particles
+from ..io import (
+    StackWriter,
+    is_atomic_model,
+    map_from_atomic_model,
+    read_map,
+    staged_outputs,
+    write_map,
+    write_particles,
+)
 from ..io.checkpoint import save_model
 from ..io.errors import InputError
 from .evaluate import MapScore, PoseMetrics, evaluate_poses, score_map
@@ -67,7 +75,9 @@ class DemoConfig:
         Standard deviation (pixels, per axis) of the particles' origins. The method is not
         told them (as with real picks); set ``refine.search_shifts`` to find them.
     volume, sample
-        A map file (with ``pixel_size_a`` if its header has none) or a built-in sample.
+        A map file (with ``pixel_size_a`` if its header has none), an atomic model
+        (``.pdb``/``.cif``, optionally gzipped: rendered at ``box`` and ``pixel_size_a``)
+        or a built-in sample.
     train, recovery
         Network training and recovery settings.
     refine
@@ -115,6 +125,9 @@ def load_demo_volume(config: DemoConfig) -> tuple[torch.Tensor, float]:
         # network is only ever compared on the protein it was trained on
         vol = make_sample_volume(config.sample, config.box, config.pixel_size_a, seed=0)
         return vol, config.pixel_size_a
+    if is_atomic_model(config.volume):
+        vol = map_from_atomic_model(config.volume, config.box, config.pixel_size_a)
+        return normalise_volume(vol), config.pixel_size_a
     data = read_map(config.volume)
     px = data.voxel_size_a or config.pixel_size_a
     if px is None:
