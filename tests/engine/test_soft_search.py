@@ -115,3 +115,14 @@ def test_random_starts_are_screened_then_the_chosen_one_runs_on(clean):
     training = [e for e in events if "final assignment" not in e.message]
     assert training[-1].done == training[-1].total  # two screened epochs and one more, all counted
     assert np.isfinite(found.volume).all() and np.isfinite(found.log_evidence)
+
+
+@pytest.mark.parametrize(("pixel_size_a", "first_a", "last_a"), [(4.0, 26, 13), (1.0, 6, 3)])
+def test_the_default_schedule_follows_the_box(clean, pixel_size_a, first_a, last_a):
+    """Without resolutions set, the search compares the box over 5 → over 10 whatever the
+    pixel size (here 32 px): the same shells of the same images told 4 or 1 Å/px."""
+    quick = replace(SoftSearchConfig(), epochs=2, batch_size=200, n_rotations=300, shift_range_px=0.0, restarts=1)
+    events = []
+    run_job(soft_search(clean.images, pixel_size_a, None, None, quick), events.append)
+    said = [e.message for e in events if isinstance(e, Progress) and "epoch" in e.message]
+    assert said[0].endswith(f", {first_a} Å") and said[-1].endswith(f", {last_a} Å")

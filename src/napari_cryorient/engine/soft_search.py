@@ -56,6 +56,8 @@ __all__ = ["MIN_PARTICLES", "SoftSearchConfig", "SoftSearchResult", "soft_search
 
 #: the fewest particles :func:`soft_search` accepts
 MIN_PARTICLES = 20
+# default resolution schedule: the box over these (Fourier shells compared)
+START_SHELLS, END_SHELLS = 5.0, 10.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,11 @@ class SoftSearchConfig:
     n_rotations
         Poses of each batch's random uniform SO(3) grid.
     start_resolution_a, end_resolution_a
-        Resolution compared (Å): from the first to the last batch, linearly.
+        Resolution compared (Å): from the first to the last batch, linearly. None: the
+        box over 5 and over 10 (5 and 10 Fourier shells: 39 and 20 Å for 64 px at
+        3.05 Å/px), so that the search sees the same number of shells of any particle
+        whatever its pixel size. Fixed 40 → 20 Å left a map in a 64 Å box (1 Å/px) with
+        fewer than 2 to 3 shells to find its poses from (docs/method.md).
     top_k
         Candidates (pose and offset) back-projected per particle.
     draw
@@ -115,8 +121,8 @@ class SoftSearchConfig:
     epochs: int = 8
     batch_size: int = 250
     n_rotations: int = 3000
-    start_resolution_a: float = 40.0
-    end_resolution_a: float = 20.0
+    start_resolution_a: float | None = None
+    end_resolution_a: float | None = None
     top_k: int = 16
     draw: bool = False
     start_temperature: float = 16.0
@@ -135,7 +141,7 @@ class SoftSearchConfig:
 
     def validate(self) -> None:
         if (self.epochs < 1 or self.batch_size < 2 or self.n_rotations < 1 or self.top_k < 1
-                or self.start_resolution_a <= 0 or self.end_resolution_a <= 0
+                or (self.start_resolution_a or 1) <= 0 or (self.end_resolution_a or 1) <= 0
                 or self.start_temperature <= 0 or self.memory_batches < 1
                 or self.restarts < 1 or self.screen_epochs < 1
                 or self.shift_range_px < 0 or self.shift_step_px <= 0 or not 0 < self.mask_radius <= 0.5):
@@ -264,7 +270,9 @@ class _Search:
                  config: SoftSearchConfig, device: torch.device) -> None:
         self.config, self.px, self.device = config, pixel_size_a, device
         self.d = d = int(np.asarray(images[0:1]).shape[-1])
-        fmax_end = min(0.5, pixel_size_a / min(config.start_resolution_a, config.end_resolution_a))
+        self.start_a = config.start_resolution_a or d * pixel_size_a / START_SHELLS
+        self.end_a = config.end_resolution_a or d * pixel_size_a / END_SHELLS
+        fmax_end = min(0.5, pixel_size_a / min(self.start_a, self.end_a))
         self.blank = SliceMatcher(torch.zeros(d, d, d), fmax_end, config.pad_factor, device)
         self.x, self.c = _image_samples(images, shifts_a, ctf, self.blank, pixel_size_a, 256, device)
         self.offsets = offset_grid(config.shift_range_px, config.shift_step_px).to(device)
@@ -282,8 +290,7 @@ class _Search:
         return other
 
     def resolution_a(self, frac: float) -> float:
-        c = self.config
-        return c.start_resolution_a + (c.end_resolution_a - c.start_resolution_a) * frac
+        return self.start_a + (self.end_a - self.start_a) * frac
 
     def grid(self) -> torch.Tensor:
         rot = sample_orientations(self.config.n_rotations, "uniform", seed=int(self.rng.integers(2**31)))
