@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .ctf import CTFParams
+from .extent import particle_radius_px
 from .frequencies import frequency_norm
 from .fsc import shell_correlation
 from .jobs import EngineError, Progress
@@ -58,6 +59,8 @@ __all__ = ["MIN_PARTICLES", "SoftSearchConfig", "SoftSearchResult", "soft_search
 MIN_PARTICLES = 20
 # default resolution schedule: the box over these (Fourier shells compared)
 START_SHELLS, END_SHELLS = 5.0, 10.0
+# default mask: the measured particle radius plus a margin (pixels), within these fractions of the box
+MASK_MARGIN_PX, MASK_LIMITS = 4.0, (0.15, 0.45)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,11 @@ class SoftSearchConfig:
     shift_range_px, shift_step_px
         Origin offsets tried around each particle's current origin (pixels).
     mask_radius
-        Radius of the soft spherical mask, as a fraction of the box.
+        Radius of the soft spherical mask, as a fraction of the box. None: measured from
+        the images (:func:`~napari_cryorient.engine.extent.particle_radius_px`, the disc
+        holding 95 % of the phase-flipped images' signal variance) plus 4 pixels, between
+        0.15 and 0.45 of the box: a small particle in a large box gets a map with less
+        room for noise.
     positive
         Clip negative density after each update.
     fsc_weighting
@@ -129,7 +136,7 @@ class SoftSearchConfig:
     memory_batches: float = 2.0
     shift_range_px: float = 4.0
     shift_step_px: float = 2.0
-    mask_radius: float = 0.45
+    mask_radius: float | None = None
     positive: bool = True
     fsc_weighting: bool = True
     restarts: int = 6
@@ -144,7 +151,8 @@ class SoftSearchConfig:
                 or (self.start_resolution_a or 1) <= 0 or (self.end_resolution_a or 1) <= 0
                 or self.start_temperature <= 0 or self.memory_batches < 1
                 or self.restarts < 1 or self.screen_epochs < 1
-                or self.shift_range_px < 0 or self.shift_step_px <= 0 or not 0 < self.mask_radius <= 0.5):
+                or self.shift_range_px < 0 or self.shift_step_px <= 0
+                or not 0 < (self.mask_radius or 0.5) <= 0.5):
             raise ValueError("invalid soft search settings (epochs, batch size, rotations, top-k, "
                              "restarts and screen epochs >= 1; resolutions and temperature > 0; "
                              "memory >= 1 batch; mask radius in (0, 0.5])")
@@ -263,6 +271,12 @@ def _image_samples(images: Any, shifts_a: np.ndarray, ctf: CTFParams | None, mat
     return torch.cat(xs), torch.cat(cs)
 
 
+def _mask_radius_px(images: Any, pixel_size_a: float, ctf: CTFParams | None, device: torch.device) -> float:
+    d = int(np.asarray(images[0:1]).shape[-1])
+    measured = particle_radius_px(images, pixel_size_a, ctf, max_images=2000, device=device)
+    return float(np.clip(measured + MASK_MARGIN_PX, MASK_LIMITS[0] * d, MASK_LIMITS[1] * d))
+
+
 class _Search:
     """The state of one soft search: the images' disc samples, the running sums, the map."""
 
@@ -276,7 +290,9 @@ class _Search:
         self.blank = SliceMatcher(torch.zeros(d, d, d), fmax_end, config.pad_factor, device)
         self.x, self.c = _image_samples(images, shifts_a, ctf, self.blank, pixel_size_a, 256, device)
         self.offsets = offset_grid(config.shift_range_px, config.shift_step_px).to(device)
-        self.mask = spherical_mask(d, config.mask_radius * d, 3.0, device=device)
+        radius = (config.mask_radius * d if config.mask_radius
+                  else _mask_radius_px(images, pixel_size_a, ctf, device))
+        self.mask = spherical_mask(d, radius, 3.0, device=device)
         self.sums = [_FourierSums(self.blank.p, device) for _ in range(2 if config.fsc_weighting else 1)]
         self.rng = np.random.default_rng(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
