@@ -29,10 +29,15 @@ def _commit() -> str | None:
     return head + ("-dirty" if dirty else "")
 
 
+# the code a run imports is the checkout as it was when the run started: a commit made
+# while a long benchmark runs must not be recorded as the code that produced it
+_COMMIT_AT_START = _commit()
+
+
 def machine() -> dict:
-    """CPU count, GPU, torch version, platform, and the code's commit."""
+    """CPU count, GPU, torch version, platform, and the code's commit (when the run started)."""
     return {
-        "commit": _commit(),
+        "commit": _COMMIT_AT_START,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
