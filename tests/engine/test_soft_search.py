@@ -54,6 +54,9 @@ def test_too_few_particles_or_bad_settings_are_refused(clean):
         run_job(soft_search(clean.images[:10], 4.0, None, None, FAST))
     with pytest.raises(ValueError, match="soft search settings"):
         run_job(soft_search(clean.images, 4.0, None, None, SoftSearchConfig(top_k=0)))
+    for bad in (dict(mask_radius=0.0), dict(start_resolution_a=0.0)):  # 0 is not "measure it"
+        with pytest.raises(ValueError, match="soft search settings"):
+            run_job(soft_search(clean.images, 4.0, None, None, SoftSearchConfig(**bad)))
 
 
 def _noise_sums(seed: int, p: int = 16):

@@ -102,10 +102,10 @@ class SoftSearchConfig:
         Origin offsets tried around each particle's current origin (pixels).
     mask_radius
         Radius of the soft spherical mask, as a fraction of the box. None: measured from
-        the images (:func:`~napari_cryorient.engine.extent.particle_radius_px`, the disc
-        holding 95 % of the phase-flipped images' signal variance) plus 4 pixels, between
-        0.15 and 0.45 of the box: a small particle in a large box gets a map with less
-        room for noise.
+        the images (:func:`~napari_cryorient.engine.extent.particle_radius_px`: how far
+        out the phase-flipped images' variance stands above the corners') plus 4 pixels,
+        between 0.15 and 0.45 of the box: a small particle in a large box gets a map with
+        less room for noise.
     positive
         Clip negative density after each update.
     fsc_weighting
@@ -148,11 +148,11 @@ class SoftSearchConfig:
 
     def validate(self) -> None:
         if (self.epochs < 1 or self.batch_size < 2 or self.n_rotations < 1 or self.top_k < 1
-                or (self.start_resolution_a or 1) <= 0 or (self.end_resolution_a or 1) <= 0
+                or any(r is not None and r <= 0 for r in (self.start_resolution_a, self.end_resolution_a))
                 or self.start_temperature <= 0 or self.memory_batches < 1
                 or self.restarts < 1 or self.screen_epochs < 1
                 or self.shift_range_px < 0 or self.shift_step_px <= 0
-                or not 0 < (self.mask_radius or 0.5) <= 0.5):
+                or (self.mask_radius is not None and not 0 < self.mask_radius <= 0.5)):
             raise ValueError("invalid soft search settings (epochs, batch size, rotations, top-k, "
                              "restarts and screen epochs >= 1; resolutions and temperature > 0; "
                              "memory >= 1 batch; mask radius in (0, 0.5])")
@@ -271,6 +271,10 @@ def _image_samples(images: Any, shifts_a: np.ndarray, ctf: CTFParams | None, mat
     return torch.cat(xs), torch.cat(cs)
 
 
+def _or_default(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 def _mask_radius_px(images: Any, pixel_size_a: float, ctf: CTFParams | None, device: torch.device) -> float:
     d = int(np.asarray(images[0:1]).shape[-1])
     measured = particle_radius_px(images, pixel_size_a, ctf, max_images=2000, device=device)
@@ -284,13 +288,13 @@ class _Search:
                  config: SoftSearchConfig, device: torch.device) -> None:
         self.config, self.px, self.device = config, pixel_size_a, device
         self.d = d = int(np.asarray(images[0:1]).shape[-1])
-        self.start_a = config.start_resolution_a or d * pixel_size_a / START_SHELLS
-        self.end_a = config.end_resolution_a or d * pixel_size_a / END_SHELLS
+        self.start_a = _or_default(config.start_resolution_a, d * pixel_size_a / START_SHELLS)
+        self.end_a = _or_default(config.end_resolution_a, d * pixel_size_a / END_SHELLS)
         fmax_end = min(0.5, pixel_size_a / min(self.start_a, self.end_a))
         self.blank = SliceMatcher(torch.zeros(d, d, d), fmax_end, config.pad_factor, device)
         self.x, self.c = _image_samples(images, shifts_a, ctf, self.blank, pixel_size_a, 256, device)
         self.offsets = offset_grid(config.shift_range_px, config.shift_step_px).to(device)
-        radius = (config.mask_radius * d if config.mask_radius
+        radius = (config.mask_radius * d if config.mask_radius is not None
                   else _mask_radius_px(images, pixel_size_a, ctf, device))
         self.mask = spherical_mask(d, radius, 3.0, device=device)
         self.sums = [_FourierSums(self.blank.p, device) for _ in range(2 if config.fsc_weighting else 1)]
