@@ -275,8 +275,8 @@ def _or_default(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def _mask_radius_px(images: Any, pixel_size_a: float, ctf: CTFParams | None, device: torch.device) -> float:
-    d = int(np.asarray(images[0:1]).shape[-1])
+def _mask_radius_px(images: Any, d: int, pixel_size_a: float, ctf: CTFParams | None, device: torch.device
+                    ) -> float:
     measured = particle_radius_px(images, pixel_size_a, ctf, max_images=2000, device=device)
     return float(np.clip(measured + MASK_MARGIN_PX, MASK_LIMITS[0] * d, MASK_LIMITS[1] * d))
 
@@ -295,7 +295,7 @@ class _Search:
         self.x, self.c = _image_samples(images, shifts_a, ctf, self.blank, pixel_size_a, 256, device)
         self.offsets = offset_grid(config.shift_range_px, config.shift_step_px).to(device)
         radius = (config.mask_radius * d if config.mask_radius is not None
-                  else _mask_radius_px(images, pixel_size_a, ctf, device))
+                  else _mask_radius_px(images, d, pixel_size_a, ctf, device))
         self.mask = spherical_mask(d, radius, 3.0, device=device)
         self.sums = [_FourierSums(self.blank.p, device) for _ in range(2 if config.fsc_weighting else 1)]
         self.rng = np.random.default_rng(config.seed)
